@@ -1,0 +1,229 @@
+"""The run configuration: every value one training run needs, with the paper's defaults.
+
+A run config is a plain nested dict with exactly the sections and keys of :data:`DEFAULTS`.
+``monetk`` knows nothing of specs: the runner resolves a spec into one such dict per run and
+hands it to :func:`monetk.experiment.run_experiment`. :func:`resolve` fills in defaults and
+:func:`validate` checks names, types and allowed values, raising :class:`ConfigError` with the
+key path and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+#: Names accepted for ``loss.reconstruction`` (Eq. 2, 2 as printed, 8, 7, 9).
+RECONSTRUCTION_LOSSES = ("nll", "nll_elementwise", "ir", "mse", "mw")
+#: Names accepted for ``loss.latent`` (Eq. 4).
+LATENT_LOSSES = ("kl",)
+#: Names accepted for ``loss.mask`` (Eq. 5, 10).
+MASK_LOSSES = ("kl", "mse")
+#: Names accepted for ``data.source``.
+DATA_SOURCES = (
+    "multi_dsprites_generated",
+    "objects_room_generated",
+    "multi_dsprites_tfrecord",
+    "objects_room_tfrecord",
+)
+MULTI_DSPRITES_VARIANTS = ("colored_on_colored", "colored_on_grayscale", "binarized")
+OPTIMIZERS = ("rmsprop", "adam")
+
+DEFAULTS: dict[str, Any] = {
+    "seed": 0,
+    "data": {
+        # Where images come from: a built-in generator or DeepMind's GZIP TFRecords.
+        "source": "multi_dsprites_generated",
+        "path": None,  # TFRecord file, for the *_tfrecord sources
+        "variant": "colored_on_colored",  # Multi-dSprites variant of the TFRecord file
+        "cache_dir": "data_cache",  # uint8 .npy caches, shared by all runs
+        "image_size": 64,
+        "num_train": 100_000,  # training images (the paper: 1,000,000 minus the held-out set)
+        "num_eval": 1000,  # held-out images for the segmentation metrics (paper: 1,000)
+        "num_monitor": 1000,  # held-out images for the stopping rule's MSE
+        "min_objects": 1,  # generated data only
+        "max_objects": 4,
+        "background_entities": [0],  # ground-truth entities dropped by FG-ARI
+        "value_range": [-1.0, 1.0],  # pixels standardised from [0, 255] to this range
+        "generator_seed": 0,  # seed of the generated dataset (the same for every run)
+    },
+    "model": {
+        "num_slots": 5,  # K
+        "unet_base_width": 32,  # down path widths c, c, 2c, 2c, 2c, ...
+        "unet_blocks": None,  # None: log2(image_size) - 1
+        "unet_mlp_hidden": [128, 128],
+        "encoder_channels": [32, 32, 64, 64],
+        "encoder_mlp_hidden": 256,
+        "latent_size": 16,
+        "decoder_channels": 32,
+        "decoder_layers": 4,
+    },
+    "loss": {
+        "reconstruction": "nll",
+        "latent": "kl",
+        "mask": "kl",
+        "beta": 0.5,
+        "gamma": 0.25,
+        # sigma_k for k = 1..K; a shorter list repeats its last value. MONet's code and paper use
+        # 0.09 for the first (background) component and 0.11 for the rest; the ablation paper's
+        # text states the opposite order (0.11, 0.09). The paper specs say which they use.
+        "sigmas": [0.09, 0.11],
+        "ir_sigma": 0.09,  # sigma_x of the IR loss (Eq. 8); the paper: 0.09
+    },
+    "train": {
+        "optimizer": "rmsprop",
+        "learning_rate": 1e-4,
+        # RMSprop with MONet's TF1-era settings, decay 0.9 and epsilon 1e-10, set explicitly:
+        # the defaults differ (Keras 0.9 / 1e-7, PyTorch 0.99 / 1e-8). Keras adds epsilon after
+        # the square root, TF1 inside it; at 1e-10 the difference is negligible.
+        "rho": 0.9,
+        "epsilon": 1e-10,
+        "momentum": 0.0,
+        "centered": False,
+        "batch_size": 64,
+        "max_steps": 1_000_000,
+        "check_every": 100_000,  # steps between stopping-rule checks and evaluations
+        "stop_threshold": 0.001,  # l: stop when MSE_t < l and MSE_t / MSE_{t-check} > stop_ratio
+        "stop_ratio": 0.99,
+        "continue_after_stop": False,  # record metrics when the rule fires, train to max_steps
+        "checkpoint_every": 10_000,  # steps between resumable checkpoints
+        "compile": False,  # torch.compile the forward and loss
+        "threads": None,  # torch intra-op threads (None: torch's default)
+        "mixed_precision": False,  # bf16 autocast on CUDA
+    },
+    "eval": {
+        "batch_size": 100,
+        "min_objects_multi": 2,  # FG-ARI over images with at least this many objects
+    },
+}
+
+_NULLABLE = {("data", "path"), ("model", "unet_blocks"), ("train", "threads")}
+_CHOICES = {
+    ("data", "source"): DATA_SOURCES,
+    ("data", "variant"): MULTI_DSPRITES_VARIANTS,
+    ("loss", "reconstruction"): RECONSTRUCTION_LOSSES,
+    ("loss", "latent"): LATENT_LOSSES,
+    ("loss", "mask"): MASK_LOSSES,
+    ("train", "optimizer"): OPTIMIZERS,
+}
+_NON_NEGATIVE = {("loss", "beta"), ("loss", "gamma")}
+_POSITIVE = {
+    ("data", "image_size"),
+    ("data", "num_train"),
+    ("data", "num_eval"),
+    ("data", "num_monitor"),
+    ("model", "num_slots"),
+    ("model", "latent_size"),
+    ("train", "learning_rate"),
+    ("train", "batch_size"),
+    ("train", "max_steps"),
+    ("train", "check_every"),
+    ("train", "checkpoint_every"),
+    ("loss", "ir_sigma"),
+}
+
+
+class ConfigError(ValueError):
+    """A run config has an unknown key, a wrong type or a value outside its allowed set."""
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``base`` updated by ``override``, recursing into nested mappings."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def resolve(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The defaults updated by ``overrides``, validated."""
+    config = deep_merge(DEFAULTS, overrides or {})
+    validate(config)
+    return config
+
+
+def _type_ok(value: Any, default: Any) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, list):
+        return isinstance(value, list)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    return True  # None defaults: checked by the specific rules below
+
+
+def validate(config: Mapping[str, Any]) -> None:
+    """Check every key, type and allowed value of a full run config; raise :class:`ConfigError`."""
+    problems: list[str] = []
+    _check_keys(config, DEFAULTS, (), problems)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    _check_values(config, problems)
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def _check_keys(config: Any, defaults: Mapping[str, Any], path: tuple, problems: list[str]) -> None:
+    if not isinstance(config, Mapping):
+        problems.append(f"{'.'.join(path) or 'config'}: expected a mapping, got {config!r}")
+        return
+    for key, value in config.items():
+        where = ".".join((*path, str(key)))
+        if key not in defaults:
+            problems.append(f"{where}: unknown key (allowed: {', '.join(defaults)})")
+            continue
+        default = defaults[key]
+        if isinstance(default, Mapping):
+            _check_keys(value, default, (*path, key), problems)
+        elif value is None and (*path, key) in _NULLABLE:
+            continue
+        elif not _type_ok(value, default):
+            problems.append(
+                f"{where}: expected {type(default).__name__}, got {type(value).__name__} {value!r}"
+            )
+    for key in defaults:
+        if key not in config:
+            problems.append(f"{'.'.join((*path, key))}: missing")
+
+
+def _check_values(config: Mapping[str, Any], problems: list[str]) -> None:
+    def get(path: tuple) -> Any:
+        return config[path[0]][path[1]]
+
+    for path, allowed in _CHOICES.items():
+        if get(path) not in allowed:
+            problems.append(f"{'.'.join(path)}: {get(path)!r} is not one of {', '.join(allowed)}")
+    for path in _POSITIVE:
+        if not get(path) > 0:
+            problems.append(f"{'.'.join(path)}: must be > 0, got {get(path)!r}")
+    for path in _NON_NEGATIVE:
+        if get(path) < 0:
+            problems.append(f"{'.'.join(path)}: must be >= 0, got {get(path)!r}")
+    sigmas = get(("loss", "sigmas"))
+    if not sigmas or not all(isinstance(s, (int, float)) and s > 0 for s in sigmas):
+        problems.append(f"loss.sigmas: must be a non-empty list of numbers > 0, got {sigmas!r}")
+    if len(sigmas) > get(("model", "num_slots")):
+        slots = get(("model", "num_slots"))
+        problems.append(f"loss.sigmas: {len(sigmas)} values for model.num_slots={slots}")
+    size = get(("data", "image_size"))
+    if size & (size - 1) or size < 8:
+        problems.append(f"data.image_size: must be a power of two >= 8, got {size}")
+    low, high = get(("data", "value_range"))
+    if not low < high:
+        problems.append(f"data.value_range: need low < high, got {[low, high]}")
+    if config["data"]["source"].endswith("_tfrecord") and not config["data"]["path"]:
+        problems.append(f"data.path: required for data.source={config['data']['source']!r}")
+    if get(("data", "min_objects")) > get(("data", "max_objects")):
+        problems.append("data.min_objects: must be <= data.max_objects")
+
+
+def sigma_per_slot(sigmas: list[float], num_slots: int) -> list[float]:
+    """sigma_k for k = 1..K from a list whose last value repeats (``[0.09, 0.11]`` -> K values)."""
+    return [float(sigmas[min(k, len(sigmas) - 1)]) for k in range(num_slots)]
