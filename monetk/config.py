@@ -74,8 +74,8 @@ DEFAULTS: dict[str, Any] = {
         "optimizer": "rmsprop",
         "learning_rate": 1e-4,
         # RMSprop with MONet's TF1-era settings, decay 0.9 and epsilon 1e-10, set explicitly:
-        # the defaults differ (Keras 0.9 / 1e-7, PyTorch 0.99 / 1e-8). Keras adds epsilon after
-        # the square root, TF1 inside it; at 1e-10 the difference is negligible.
+        # the defaults differ (Keras 0.9 / 1e-7, PyTorch 0.99 / 1e-8). Keras 3 adds epsilon
+        # inside the square root, sqrt(v + eps), as TF1 did (PyTorch adds it outside).
         "rho": 0.9,
         "epsilon": 1e-10,
         "momentum": 0.0,

@@ -1,0 +1,210 @@
+"""Keras callbacks for a MONet run: evaluation at checks, the paper's stopping rule, a metric
+history and resumable checkpoints.
+
+All of them act at epoch ends only. ``fit`` runs epochs of ``steps_per_epoch`` steps, and every
+check, checkpoint and the last step fall on an epoch end, so no callback overrides a batch hook and
+Keras keeps converting per-batch logs asynchronously (no host-device sync per step).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from monetk.io import atomic_write_text
+from monetk.metrics import segmentation_scores
+
+
+def global_step(epoch: int, steps_per_epoch: int) -> int:
+    """Training steps completed at the end of (0-based) ``epoch``."""
+    return (epoch + 1) * steps_per_epoch
+
+
+class EpochCursor(keras.callbacks.Callback):
+    """Tells the batch source which epoch starts, so batches depend on the global step only."""
+
+    def __init__(self, batches: Any):
+        super().__init__()
+        self.batches = batches
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.batches.epoch = epoch
+
+
+def evaluate_segmentation(model: keras.Model, images: np.ndarray, labels: np.ndarray,
+                          background_entities: tuple, batch_size: int,
+                          min_objects_multi: int) -> dict[str, float]:
+    """FG-ARI, ARI, multi-object FG-ARI and the trivial baseline of the argmax of the attention
+    masks on held-out images (``monetk.metrics.segmentation_scores``), plus their MSE (Eq. 7)."""
+    out = model.decompose(images, batch_size)
+    pred = out["masks"].argmax(axis=1)
+    scores = segmentation_scores(labels, pred, background_entities, min_objects_multi)
+    return {**scores, "mse": float(out["mse"].mean())}
+
+
+class CheckEvaluator(keras.callbacks.Callback):
+    """Every ``check_every`` steps: the MSE of x~ on the monitoring set (``monitor_mse``) and the
+    segmentation metrics on the evaluation set, added to the epoch's logs for the callbacks after
+    it (stopping rule, history)."""
+
+    def __init__(self, steps_per_epoch: int, check_every: int, monitor_images: np.ndarray,
+                 eval_images: np.ndarray, eval_labels: np.ndarray, background_entities: tuple,
+                 batch_size: int = 100, min_objects_multi: int = 2):
+        super().__init__()
+        self.steps_per_epoch, self.check_every = steps_per_epoch, check_every
+        self.monitor_images, self.eval_images, self.eval_labels = (
+            monitor_images, eval_images, eval_labels)
+        self.background_entities = tuple(background_entities)
+        self.batch_size, self.min_objects_multi = batch_size, min_objects_multi
+
+    def evaluate(self) -> dict[str, float]:
+        monitor = self.model.decompose(self.monitor_images, self.batch_size)
+        scores = evaluate_segmentation(self.model, self.eval_images, self.eval_labels,
+                                       self.background_entities, self.batch_size,
+                                       self.min_objects_multi)
+        return {"monitor_mse": float(monitor["mse"].mean()),
+                **{f"eval_{k}": v for k, v in scores.items()}}
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None and global_step(epoch, self.steps_per_epoch) % self.check_every == 0:
+            logs.update(self.evaluate())
+
+
+class NaNGuard(keras.callbacks.Callback):
+    """Stops a run whose epoch-mean loss is not finite (no per-step sync: the mean carries
+    a NaN)."""
+
+    def __init__(self):
+        super().__init__()
+        self.reason: str | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            self.reason = f"non-finite loss ({loss}) in epoch {epoch + 1}"
+            self.model.stop_training = True
+
+
+class StoppingRule(keras.callbacks.Callback):
+    """The paper's rule (section 3): at each check t, stop when ``MSE_t < threshold`` and
+    ``MSE_t / MSE_{t - check} > ratio``. With ``continue_after_stop`` the metrics at that moment
+    are recorded (``at_stop``) and training goes on to the maximum steps (Table 1)."""
+
+    def __init__(self, steps_per_epoch: int, threshold: float, ratio: float = 0.99,
+                 continue_after_stop: bool = False):
+        super().__init__()
+        self.steps_per_epoch, self.threshold, self.ratio = steps_per_epoch, threshold, ratio
+        self.continue_after_stop = continue_after_stop
+        self.previous_mse: float | None = None
+        self.stop_step: int | None = None
+        self.at_stop: dict | None = None
+
+    def fires(self, mse: float) -> bool:
+        """Whether the rule fires at a check with MSE ``mse`` (given the previous check's)."""
+        prev = self.previous_mse
+        return prev is not None and mse < self.threshold and prev > 0 and mse / prev > self.ratio
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if not logs or "monitor_mse" not in logs:
+            return
+        mse = logs["monitor_mse"]
+        if self.stop_step is None and self.fires(mse):
+            self.stop_step = global_step(epoch, self.steps_per_epoch)
+            self.at_stop = {k[len("eval_"):]: v for k, v in logs.items() if k.startswith("eval_")}
+            if not self.continue_after_stop:
+                self.model.stop_training = True
+        self.previous_mse = mse
+
+    def get_state(self) -> dict:
+        return {"previous_mse": self.previous_mse, "stop_step": self.stop_step,
+                "at_stop": self.at_stop}
+
+    def set_state(self, state: dict) -> None:
+        self.previous_mse = state["previous_mse"]
+        self.stop_step = state["stop_step"]
+        self.at_stop = state["at_stop"]
+
+
+class HistoryLog(keras.callbacks.Callback):
+    """One row per epoch (step, training means, check metrics) rewritten atomically to a CSV."""
+
+    def __init__(self, path: str | Path, steps_per_epoch: int):
+        super().__init__()
+        self.path, self.steps_per_epoch = Path(path), steps_per_epoch
+        self.rows: list[dict] = []
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.rows.append({"step": global_step(epoch, self.steps_per_epoch), **(logs or {})})
+        self.write()
+
+    def write(self) -> None:
+        columns = list(dict.fromkeys(k for row in self.rows for k in row))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write_text(self.path, buffer.getvalue())
+
+    def get_state(self) -> dict:
+        return {"rows": self.rows}
+
+    def set_state(self, state: dict) -> None:
+        self.rows = list(state["rows"])
+
+
+class ResumableCheckpoint(keras.callbacks.Callback):
+    """Every ``every`` steps, save the model with its optimizer state (``.keras``) and the state
+    of the stateful callbacks, so that a killed run resumes and reaches the same result.
+
+    Not Keras' ``BackupAndRestore``: it overwrites its weights file and its metadata file
+    separately (a kill between the two leaves them inconsistent) and cannot carry the stopping
+    rule's and the history's state. Here the model goes to ``ckpt-<step>.keras`` (temp file, then
+    rename) and ``state.json``, which names that file, is replaced atomically after it: the state
+    on disk always names a complete checkpoint. The previous checkpoint is then deleted.
+    """
+
+    STATE = "state.json"
+
+    def __init__(self, directory: str | Path, steps_per_epoch: int, every: int,
+                 stateful: dict[str, Any]):
+        super().__init__()
+        self.directory, self.steps_per_epoch, self.every = Path(directory), steps_per_epoch, every
+        self.stateful = stateful
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        step = global_step(epoch, self.steps_per_epoch)
+        if step % self.every == 0 or self.model.stop_training:
+            self.save(epoch)
+
+    def save(self, epoch: int) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        step = global_step(epoch, self.steps_per_epoch)
+        name = f"ckpt-{step}.keras"
+        tmp = self.directory / f".{name}.tmp.keras"
+        self.model.save(tmp)
+        os.replace(tmp, self.directory / name)
+        state = {"epoch": epoch + 1, "step": step, "model": name,
+                 "stop_training": bool(self.model.stop_training),
+                 "callbacks": {key: cb.get_state() for key, cb in self.stateful.items()}}
+        atomic_write_text(self.directory / self.STATE, json.dumps(state))
+        for old in self.directory.glob("ckpt-*.keras"):
+            if old.name != name:
+                old.unlink()
+
+    @classmethod
+    def load_state(cls, directory: str | Path) -> dict | None:
+        """The saved state (with ``model``: the checkpoint's path), or None if there is none."""
+        path = Path(directory) / cls.STATE
+        if not path.exists():
+            return None
+        state = json.loads(path.read_text())
+        state["model"] = str(Path(directory) / state["model"])
+        return state

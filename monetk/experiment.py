@@ -1,0 +1,211 @@
+"""One training run, from a run config to ``result.json``: data -> MONet -> ``fit`` -> metrics.
+
+``run_experiment`` is the only entry point the runner uses. It resumes from the checkpoint in
+``run_dir`` when there is one, and writes ``result.json`` last and atomically, so a run directory
+without it is never mistaken for a finished run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import torch
+
+import monetk
+from monetk.callbacks import (
+    CheckEvaluator,
+    EpochCursor,
+    HistoryLog,
+    NaNGuard,
+    ResumableCheckpoint,
+    StoppingRule,
+    evaluate_segmentation,
+    global_step,
+)
+from monetk.config import resolve
+from monetk.data import load_splits
+from monetk.io import atomic_write_json
+from monetk.model import MONet
+from monetk.pipeline import TrainBatches
+
+NUM_ATTENTION_EXAMPLES = 8
+
+
+def build_model(config: dict[str, Any]) -> MONet:
+    """The MONet of a resolved run config (model and loss sections, image size, seed)."""
+    model_cfg, loss_cfg, data_cfg, train_cfg = (
+        config["model"], config["loss"], config["data"], config["train"])
+    return MONet(image_size=data_cfg["image_size"], value_range=data_cfg["value_range"],
+                 noise_seed=config["seed"], compile_forward=train_cfg["compile"],
+                 mixed_precision=train_cfg["mixed_precision"], **model_cfg, **loss_cfg)
+
+
+def build_optimizer(train_cfg: dict[str, Any]) -> keras.optimizers.Optimizer:
+    """RMSprop (MONet's: decay/rho and epsilon set explicitly) or Adam, from ``train``."""
+    if train_cfg["optimizer"] == "rmsprop":
+        return keras.optimizers.RMSprop(
+            learning_rate=train_cfg["learning_rate"], rho=train_cfg["rho"],
+            momentum=train_cfg["momentum"], epsilon=train_cfg["epsilon"],
+            centered=train_cfg["centered"])
+    return keras.optimizers.Adam(learning_rate=train_cfg["learning_rate"],
+                                 epsilon=train_cfg["epsilon"])
+
+
+def steps_per_epoch(train_cfg: dict[str, Any]) -> int:
+    """Epoch length: every check, checkpoint and the last step fall on an epoch end."""
+    return math.gcd(train_cfg["check_every"], train_cfg["checkpoint_every"], train_cfg["max_steps"])
+
+
+class _Progress(keras.callbacks.Callback):
+    def __init__(self, report: Callable[[int, int], None], spe: int, max_steps: int):
+        super().__init__()
+        self.report, self.spe, self.max_steps = report, spe, max_steps
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.report(global_step(epoch, self.spe), self.max_steps)
+
+
+class _WallClock:
+    """Training wall time, carried across resumes in the checkpoint state."""
+
+    def __init__(self):
+        self.start, self.previous = time.perf_counter(), 0.0
+
+    def elapsed(self) -> float:
+        return self.previous + time.perf_counter() - self.start
+
+    def get_state(self) -> dict:
+        return {"wall_time_s": self.elapsed()}
+
+    def set_state(self, state: dict) -> None:
+        self.start, self.previous = time.perf_counter(), state["wall_time_s"]
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that decide a run's numbers."""
+    return {"monetk": monetk.__version__, "keras": keras.__version__, "torch": torch.__version__,
+            "numpy": np.__version__, "python": platform.python_version()}
+
+
+def run_experiment(config: dict[str, Any], run_dir: str | Path,
+                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Train and evaluate one run; return (and write to ``run_dir/result.json``) its result."""
+    config = resolve(config)
+    run_dir = Path(run_dir)
+    result_path = run_dir / "result.json"
+    if result_path.exists():
+        return json.loads(result_path.read_text())
+    atomic_write_json(run_dir / "config.json", config)
+    clock = _WallClock()
+    train_cfg, eval_cfg = config["train"], config["eval"]
+    if train_cfg["threads"]:
+        torch.set_num_threads(train_cfg["threads"])
+    keras.utils.set_random_seed(config["seed"])
+    splits = load_splits(config["data"])
+
+    spe = steps_per_epoch(train_cfg)
+    checkpoint_dir = run_dir / "checkpoint"
+    state = ResumableCheckpoint.load_state(checkpoint_dir)
+    if state is None:
+        model = build_model(config)
+        model.compile(optimizer=build_optimizer(train_cfg))
+        initial_epoch = 0
+    else:
+        model = keras.models.load_model(state["model"])
+        model.reset_step_counter()
+        initial_epoch = state["epoch"]
+
+    batches = TrainBatches(splits.train_images, train_cfg["batch_size"], spe, config["seed"])
+    evaluator = CheckEvaluator(spe, train_cfg["check_every"], splits.monitor_images,
+                               splits.eval_images, splits.eval_labels, splits.background_entities,
+                               eval_cfg["batch_size"], eval_cfg["min_objects_multi"])
+    rule = StoppingRule(spe, train_cfg["stop_threshold"], train_cfg["stop_ratio"],
+                        train_cfg["continue_after_stop"])
+    history = HistoryLog(run_dir / "history.csv", spe)
+    nan_guard = NaNGuard()
+    checkpoint = ResumableCheckpoint(checkpoint_dir, spe, train_cfg["checkpoint_every"],
+                                     {"rule": rule, "history": history, "clock": clock})
+    if state is not None:
+        for key, stateful in checkpoint.stateful.items():
+            stateful.set_state(state["callbacks"][key])
+    callbacks = [EpochCursor(batches), nan_guard, evaluator, rule, history, checkpoint]
+    if progress is not None:
+        callbacks.append(_Progress(progress, spe, train_cfg["max_steps"]))
+
+    epochs = train_cfg["max_steps"] // spe
+    already_stopped = state is not None and state["stop_training"]
+    if initial_epoch < epochs and not already_stopped:
+        # shuffle=False: the batch of step t is a function of (seed, t), which resume relies on.
+        model.fit(batches, epochs=epochs, initial_epoch=initial_epoch, verbose=0,
+                  callbacks=callbacks, shuffle=False)
+    steps = history.rows[-1]["step"] if history.rows else 0
+
+    result: dict[str, Any] = {
+        "status": "ok", "reason": None, "steps": steps, "stop_step": rule.stop_step,
+        "continued": bool(train_cfg["continue_after_stop"] and rule.stop_step is not None
+                          and steps > rule.stop_step),
+        "final": None, "at_stop": rule.at_stop, "device": _device(model),
+        "versions": versions(),
+    }
+    nan_reason = nan_guard.reason or _nan_in_history(history.rows)
+    if nan_reason is not None:
+        result.update(status="failed", reason=nan_reason)
+    else:
+        last = history.rows[-1] if history.rows else {}
+        if last.get("step") == steps and "eval_fg_ari" in last:
+            final = {k[len("eval_"):]: v for k, v in last.items() if k.startswith("eval_")}
+        else:
+            final = evaluate_segmentation(model, splits.eval_images, splits.eval_labels,
+                                          splits.background_entities, eval_cfg["batch_size"],
+                                          eval_cfg["min_objects_multi"])
+        result["final"] = final
+        _save_attention_examples(model, splits, run_dir / "attention_examples.npz")
+        model.save(run_dir / ".model.tmp.keras")
+        (run_dir / ".model.tmp.keras").replace(run_dir / "model.keras")
+    result["wall_time_s"] = clock.elapsed()
+    atomic_write_json(result_path, result)
+    if result["status"] == "ok":
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return result
+
+
+def _nan_in_history(rows: list[dict]) -> str | None:
+    for row in rows:
+        value = row.get("monitor_mse")
+        if value is not None and not math.isfinite(value):
+            return f"non-finite monitoring MSE at step {row['step']}"
+    return None
+
+
+def _device(model: MONet) -> str:
+    device = model.trainable_weights[0].value.device
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def _save_attention_examples(model: MONet, splits: Any, path: Path) -> None:
+    """First evaluation images with their decomposition, in [0, 1], for the Figure-2 plot."""
+    images = splits.eval_images[:NUM_ATTENTION_EXAMPLES]
+    out = model.decompose(images)
+    low, high = model.value_range
+
+    def unit(a: np.ndarray) -> np.ndarray:
+        return np.clip((a - low) / (high - low), 0.0, 1.0).astype(np.float32)
+
+    arrays = {"image": np.asarray(images, dtype=np.float32) / 255.0,
+              "reconstruction": unit(out["reconstruction"]), "masks": out["masks"],
+              "components": unit(out["components"]),
+              "labels": np.asarray(splits.eval_labels[:NUM_ATTENTION_EXAMPLES])}
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)

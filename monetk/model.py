@@ -1,0 +1,235 @@
+"""MONet (Burgess et al. 2019) as a ``keras.Model`` with a custom ``train_step`` on torch.
+
+Forward pass (section 2 of the ablation paper):
+- attention: a recurrent U-Net run K-1 times on ``concat(x, log s_{k-1})`` in log space,
+  ``log m_k = log s_{k-1} + log_sigmoid(l)``, ``log s_k = log s_{k-1} + log_sigmoid(-l)``, and the
+  last component takes the remaining scope, ``m_K = s_{K-1}``;
+- component VAE, all K components in one batched pass (K folded into the batch axis): encoder on
+  ``concat(x, log m_k)`` gives mu and log sigma; ``z = mu + eps * sigma`` (Eq. 1; eps = 0 when
+  beta = 0, as the paper states, and at evaluation); the broadcast decoder gives the component
+  means x~_k and mask logits, whose softmax over K are the reconstructed masks m~_k.
+
+Loss (Eq. 6): ``L = L_recon + beta * L_latent + gamma * L_mask``, each term chosen by name
+(``monetk.losses``). Images enter as ``[B, H, W, C]`` on the 0..255 scale (uint8 from the data
+cache) and are standardised to ``value_range`` on the device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from monetk import losses
+from monetk.config import sigma_per_slot
+from monetk.layers import AttentionUNet, BroadcastDecoder, ComponentEncoder
+
+TERM_NAMES = ("loss", "recon", "latent", "mask", "mse")
+
+
+@keras.saving.register_keras_serializable(package="monetk")
+class MONet(keras.Model):
+    """MONet with the ablation study's configurable losses.
+
+    Args mirror ``monetk.config.DEFAULTS["model"]`` and ``["loss"]`` plus ``image_size``,
+    ``channels``, ``value_range``, ``noise_seed`` (seed of the posterior sampling noise) and
+    ``compile_forward`` (wrap the forward and loss in ``torch.compile``) and ``mixed_precision``
+    (bf16 autocast of the forward on CUDA).
+    """
+
+    def __init__(self, image_size: int = 64, channels: int = 3, num_slots: int = 5,
+                 unet_base_width: int = 32, unet_blocks: int | None = None,
+                 unet_mlp_hidden: Sequence[int] = (128, 128),
+                 encoder_channels: Sequence[int] = (32, 32, 64, 64),
+                 encoder_mlp_hidden: int = 256, latent_size: int = 16,
+                 decoder_channels: int = 32, decoder_layers: int = 4,
+                 reconstruction: str = "nll", latent: str = "kl", mask: str = "kl",
+                 beta: float = 0.5, gamma: float = 0.25, sigmas: Sequence[float] = (0.09, 0.11),
+                 ir_sigma: float = 0.09, value_range: Sequence[float] = (-1.0, 1.0),
+                 noise_seed: int = 0, compile_forward: bool = False,
+                 mixed_precision: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        choices = (("reconstruction", reconstruction, losses.RECONSTRUCTION),
+                   ("latent", latent, losses.LATENT), ("mask", mask, losses.MASK))
+        for name, value, allowed in choices:
+            if value not in allowed:
+                raise ValueError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+        if num_slots < 2:
+            raise ValueError(f"num_slots must be >= 2, got {num_slots}")
+        self.image_size, self.channels, self.num_slots = image_size, channels, num_slots
+        self.unet_base_width, self.unet_blocks = unet_base_width, unet_blocks
+        self.unet_mlp_hidden = list(unet_mlp_hidden)
+        self.encoder_channels, self.encoder_mlp_hidden = list(encoder_channels), encoder_mlp_hidden
+        self.latent_size = latent_size
+        self.decoder_channels, self.decoder_layers = decoder_channels, decoder_layers
+        self.reconstruction, self.latent, self.mask = reconstruction, latent, mask
+        self.beta, self.gamma = float(beta), float(gamma)
+        self.sigmas, self.ir_sigma = [float(s) for s in sigmas], float(ir_sigma)
+        self.value_range = [float(v) for v in value_range]
+        self.noise_seed, self.compile_forward = int(noise_seed), bool(compile_forward)
+        self.mixed_precision = bool(mixed_precision)
+
+        self.attention = AttentionUNet(image_size, channels + 1, unet_base_width, unet_blocks,
+                                       self.unet_mlp_hidden, name="attention")
+        self.encoder = ComponentEncoder(image_size, channels + 1, self.encoder_channels,
+                                        encoder_mlp_hidden, latent_size, name="encoder")
+        self.decoder = BroadcastDecoder(image_size, latent_size, decoder_channels,
+                                        decoder_layers, channels + 1, name="decoder")
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in TERM_NAMES}
+        self._slot_sigmas = sigma_per_slot(self.sigmas, num_slots)
+        self._constants: dict = {}
+        self._step: int | None = None  # host-side copy of optimizer.iterations (no device sync)
+        self._terms_fn = torch.compile(self._terms) if self.compile_forward else self._terms
+        self.built = True
+
+    # ----- forward -------------------------------------------------------------------------
+    def standardize(self, images: torch.Tensor) -> torch.Tensor:
+        """``[B, H, W, C]`` on the 0..255 scale -> float32 ``[B, C, H, W]`` in ``value_range``
+        (channels-last memory format: the permute is a view)."""
+        images = keras.ops.convert_to_tensor(images)
+        low, high = self.value_range
+        x = images.permute(0, 3, 1, 2).float()
+        return x * ((high - low) / 255.0) + low
+
+    def attend(self, x: torch.Tensor) -> torch.Tensor:
+        """Log attention masks ``[B, K, 1, H, W]`` from the recurrent U-Net (log space)."""
+        log_scope = torch.zeros_like(x[:, :1])
+        log_masks = []
+        for _ in range(self.num_slots - 1):
+            logits = self.attention.call(torch.cat([x, log_scope], dim=1))
+            log_masks.append(log_scope + F.logsigmoid(logits))
+            log_scope = log_scope + F.logsigmoid(-logits)
+        log_masks.append(log_scope)
+        return torch.stack(log_masks, dim=1)
+
+    def forward_components(self, x: torch.Tensor,
+                           noise: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Attention then the K component-VAE passes folded into one batch of B*K; ``noise``
+        (eps of Eq. 1, ``[B*K, latent]``) samples z, None decodes the posterior means."""
+        b, c, h, w = x.shape
+        k = self.num_slots
+        log_m = self.attend(x)
+        x_rep = x[:, None].expand(b, k, c, h, w).reshape(b * k, c, h, w)
+        enc_in = torch.cat([x_rep, log_m.reshape(b * k, 1, h, w)], dim=1)
+        mu, log_sigma = self.encoder.call(enc_in.contiguous(memory_format=torch.channels_last))
+        z = mu if noise is None else mu + noise * torch.exp(log_sigma)
+        out = self.decoder.call(z).reshape(b, k, c + 1, h, w)
+        return {"log_m": log_m, "x_k": out[:, :, :c], "mask_logits": out[:, :, c:],
+                "mu": mu.reshape(b, k, -1), "log_sigma": log_sigma.reshape(b, k, -1)}
+
+    def _noise(self, x: torch.Tensor) -> torch.Tensor | None:
+        """eps ~ N(0, 1) of Eq. 1 for a training batch, a function of (noise_seed, step) only, so
+        a resumed run draws the same noise as an uninterrupted one, with no host-device sync.
+        None when beta = 0: the paper then uses z = mu. Drawn outside the (compiled) forward."""
+        if self.beta <= 0:
+            return None
+        gen = torch.Generator(device=x.device)
+        gen.manual_seed(self.noise_seed * 1_000_003 + (self._step or 0))
+        shape = (x.shape[0] * self.num_slots, self.latent_size)
+        return torch.randn(shape, generator=gen, device=x.device)
+
+    def _sigma_tensor(self, device: torch.device) -> torch.Tensor:
+        key = ("sigmas", device)
+        if key not in self._constants:
+            self._constants[key] = torch.tensor(self._slot_sigmas, device=device)
+        return self._constants[key]
+
+    def _terms(self, x: torch.Tensor, noise: torch.Tensor | None,
+               sigmas: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The loss terms of Eq. 6 for a standardised batch (the function ``torch.compile``
+        wraps: every tensor it needs comes in as an argument)."""
+        out = self.forward_components(x, noise)
+        f32 = {name: t.float() for name, t in out.items()}
+        x_tilde = losses.integrated_reconstruction(f32["x_k"], f32["log_m"])
+        recon = losses.reconstruction_loss(
+            self.reconstruction, x=x, x_k=f32["x_k"], log_m=f32["log_m"], x_tilde=x_tilde,
+            sigmas=sigmas, ir_sigma=self.ir_sigma)
+        latent = losses.latent_loss(self.latent, mu=f32["mu"], log_sigma=f32["log_sigma"])
+        mask = losses.mask_loss(self.mask, log_m=f32["log_m"], mask_logits=f32["mask_logits"],
+                                 channels=self.channels)
+        total = recon + self.beta * latent + self.gamma * mask
+        return {"loss": total, "recon": recon, "latent": latent, "mask": mask,
+                "mse": losses.mse(x, x_tilde)}
+
+    def evaluation_terms(self, images) -> dict[str, torch.Tensor]:
+        """The deterministic (z = mu) loss terms of Eq. 6 of uint8 images ``[B, H, W, C]``."""
+        x = self.standardize(images)
+        return self._terms_fn(x, None, self._sigma_tensor(x.device))
+
+    def call(self, images: torch.Tensor, training: bool = False) -> torch.Tensor:
+        """Log attention masks ``[B, K, 1, H, W]`` of a batch of images."""
+        return self.attend(self.standardize(images))
+
+    # ----- training ------------------------------------------------------------------------
+    @property
+    def metrics(self) -> list:
+        return list(self.trackers.values())
+
+    def train_step(self, data) -> dict:
+        images = data[0] if isinstance(data, (tuple, list)) else data
+        if self._step is None:
+            self._step = int(self.optimizer.iterations.value)
+        x = self.standardize(images)
+        self.zero_grad()
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self._use_autocast(x)):
+            terms = self._terms_fn(x, self._noise(x), self._sigma_tensor(x.device))
+        self.optimizer.scale_loss(terms["loss"]).backward()
+        variables = self.trainable_weights
+        with torch.no_grad():
+            self.optimizer.apply([v.value.grad for v in variables], variables)
+        self._step += 1
+        return self._update_trackers(terms)
+
+    def test_step(self, data) -> dict:
+        images = data[0] if isinstance(data, (tuple, list)) else data
+        return self._update_trackers(self.evaluation_terms(images))
+
+    def _update_trackers(self, terms: dict) -> dict:
+        for name, tracker in self.trackers.items():
+            tracker.update_state(terms[name].detach())
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def _use_autocast(self, x: torch.Tensor) -> bool:
+        """bf16 autocast of the forward on CUDA when ``mixed_precision`` (losses stay float32)."""
+        return self.mixed_precision and x.device.type == "cuda"
+
+    def reset_step_counter(self) -> None:
+        """Forget the host-side step count (after weights or optimizer state were loaded)."""
+        self._step = None
+
+    # ----- evaluation ----------------------------------------------------------------------
+    @torch.no_grad()
+    def decompose(self, images: np.ndarray, batch_size: int = 100) -> dict[str, np.ndarray]:
+        """Deterministic decomposition (z = mu) of uint8 images ``[N, H, W, C]``: numpy arrays
+        ``masks`` [N, K, H, W], ``components`` [N, K, H, W, C], ``reconstruction`` [N, H, W, C]
+        (in ``value_range``) and per-image ``mse`` [N] of Eq. 7."""
+        was_training = self.training
+        self.eval()
+        parts: dict[str, list] = {"masks": [], "components": [], "reconstruction": [], "mse": []}
+        for start in range(0, len(images), batch_size):
+            x = self.standardize(np.asarray(images[start:start + batch_size]))
+            out = self.forward_components(x)
+            masks = out["log_m"].exp()
+            x_tilde = (masks * out["x_k"]).sum(dim=1)
+            parts["masks"].append(masks[:, :, 0])
+            parts["components"].append(out["x_k"].permute(0, 1, 3, 4, 2))
+            parts["reconstruction"].append(x_tilde.permute(0, 2, 3, 1))
+            parts["mse"].append(((x - x_tilde) ** 2).flatten(1).mean(dim=1))
+        self.train(was_training)
+        return {k: torch.cat(v).float().cpu().numpy() for k, v in parts.items()}
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "image_size": self.image_size, "channels": self.channels,
+                "num_slots": self.num_slots, "unet_base_width": self.unet_base_width,
+                "unet_blocks": self.unet_blocks, "unet_mlp_hidden": self.unet_mlp_hidden,
+                "encoder_channels": self.encoder_channels,
+                "encoder_mlp_hidden": self.encoder_mlp_hidden, "latent_size": self.latent_size,
+                "decoder_channels": self.decoder_channels, "decoder_layers": self.decoder_layers,
+                "reconstruction": self.reconstruction, "latent": self.latent, "mask": self.mask,
+                "beta": self.beta, "gamma": self.gamma, "sigmas": self.sigmas,
+                "ir_sigma": self.ir_sigma, "value_range": self.value_range,
+                "noise_seed": self.noise_seed, "compile_forward": self.compile_forward,
+                "mixed_precision": self.mixed_precision}

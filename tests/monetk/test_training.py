@@ -1,0 +1,148 @@
+"""Training with fit: batch order, the stopping rule, resuming after a kill, NaN handling."""
+
+import json
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from monetk.callbacks import StoppingRule
+from monetk.config import resolve
+from monetk.experiment import build_model, build_optimizer, run_experiment
+from monetk.pipeline import TrainBatches
+
+
+def tiny_config(tmp_path, **train):
+    return resolve({
+        "seed": 3,
+        "data": {"image_size": 16, "num_train": 64, "num_eval": 16, "num_monitor": 16,
+                 "cache_dir": str(tmp_path / "cache"), "max_objects": 3},
+        "model": {"num_slots": 3, "unet_base_width": 4, "encoder_channels": [8, 8, 8, 8],
+                  "encoder_mlp_hidden": 16, "latent_size": 4, "decoder_channels": 8,
+                  "decoder_layers": 2},
+        "train": {"optimizer": "adam", "learning_rate": 1e-3, "epsilon": 1e-8, "batch_size": 8,
+                  "max_steps": 20, "check_every": 10, "checkpoint_every": 5, **train},
+        "eval": {"batch_size": 8},
+    })
+
+
+def test_batches_depend_only_on_the_global_step():
+    images = np.arange(10)[:, None, None, None].astype(np.uint8) * np.ones((1, 2, 2, 3), np.uint8)
+    a = TrainBatches(images, batch_size=4, steps_per_epoch=3, seed=1)
+    b = TrainBatches(images, batch_size=4, steps_per_epoch=2, seed=1)
+    steps_a = []
+    for epoch in range(2):
+        a.epoch = epoch
+        steps_a += [a[i][:, 0, 0, 0].tolist() for i in range(3)]
+    steps_b = []
+    for epoch in range(3):
+        b.epoch = epoch
+        steps_b += [b[i][:, 0, 0, 0].tolist() for i in range(2)]
+    assert steps_a == steps_b
+    # 5 steps of 4 = 2 passes over 10 images: each image exactly twice.
+    seen = np.concatenate(steps_a[:5])
+    assert np.bincount(seen, minlength=10).tolist() == [2] * 10
+
+
+@pytest.mark.parametrize(
+    ("previous", "current", "fires"),
+    [(None, 0.0005, False),  # no previous check yet
+     (0.00050, 0.00049, False),  # below l = 0.001, but MSE_t / MSE_t-1 = 0.98 (still improving)
+     (0.00060, 0.00050, False),  # ratio 0.83
+     (0.000500, 0.000499, True),  # below l and ratio 0.998 > 0.99
+     (0.00200, 0.00199, False),  # ratio 0.995 but above l
+     (0.00050, 0.00052, True)],  # below l and got worse (ratio 1.04): converged
+)
+def test_stopping_rule_matches_the_paper(previous, current, fires):
+    rule = StoppingRule(steps_per_epoch=1, threshold=0.001, ratio=0.99)
+    rule.previous_mse = previous
+    assert rule.fires(current) is fires
+
+
+class StubModel:
+    stop_training = False
+
+
+def test_stopping_rule_stops_fit_and_records_the_step():
+    rule = StoppingRule(steps_per_epoch=10, threshold=0.001, ratio=0.99)
+    rule.set_model(StubModel())
+    for epoch, mse in enumerate([0.01, 0.0009, 0.000895]):
+        assert not rule.model.stop_training
+        rule.on_epoch_end(epoch, {"monitor_mse": mse, "eval_fg_ari": 0.5 + epoch})
+    assert rule.stop_step == 30 and rule.at_stop == {"fg_ari": 2.5}
+    assert rule.model.stop_training
+
+
+def test_training_reduces_the_loss(tmp_path):
+    config = tiny_config(tmp_path)
+    keras.utils.set_random_seed(0)
+    model = build_model(config)
+    model.compile(optimizer=build_optimizer(config["train"]))
+    images = np.random.default_rng(0).integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
+    images[:, :8] = 40  # structure to learn: a flat top half
+    history = model.fit(images, batch_size=8, epochs=80, verbose=0)
+    losses, mse = history.history["loss"], history.history["mse"]
+    assert losses[-1] < 0.5 * losses[0]
+    assert mse[-1] < 0.7 * mse[0]
+
+
+def test_run_writes_result_history_and_examples(tmp_path):
+    result = run_experiment(tiny_config(tmp_path), tmp_path / "run")
+    run = tmp_path / "run"
+    assert result["status"] == "ok" and result["steps"] == 20
+    assert json.loads((run / "result.json").read_text()) == json.loads(json.dumps(result))
+    history = pd.read_csv(run / "history.csv")
+    assert history["step"].tolist() == [5, 10, 15, 20]
+    assert history["eval_fg_ari"].notna().tolist() == [False, True, False, True]
+    assert 0.0 <= result["final"]["ari"] <= 1.0 and result["final"]["n_images"] == 16
+    examples = np.load(run / "attention_examples.npz")
+    assert examples["masks"].shape == (8, 3, 16, 16)
+    np.testing.assert_allclose(examples["masks"].sum(axis=1), 1.0, atol=1e-5)
+    assert (run / "model.keras").exists() and not (run / "checkpoint").exists()
+    # A finished run is not trained again.
+    again = run_experiment(tiny_config(tmp_path), run)
+    assert again == json.loads((run / "result.json").read_text())
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_after_interruption_reaches_the_same_weights(tmp_path):
+    config = tiny_config(tmp_path, check_every=5, stop_threshold=1e-9)
+    config["loss"]["beta"] = 0.5  # sampling noise must also resume identically
+    straight = run_experiment(config, tmp_path / "straight")
+
+    def kill_at_step_15(step, max_steps):
+        if step == 15:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_experiment(config, tmp_path / "resumed", progress=kill_at_step_15)
+    assert not (tmp_path / "resumed" / "result.json").exists()
+    resumed = run_experiment(config, tmp_path / "resumed")
+    assert resumed["final"] == straight["final"]
+    a = keras.models.load_model(tmp_path / "straight" / "model.keras").get_weights()
+    b = keras.models.load_model(tmp_path / "resumed" / "model.keras").get_weights()
+    for wa, wb in zip(a, b, strict=False):
+        np.testing.assert_array_equal(wa, wb)
+    history_a = pd.read_csv(tmp_path / "straight" / "history.csv")
+    history_b = pd.read_csv(tmp_path / "resumed" / "history.csv")
+    pd.testing.assert_frame_equal(history_a, history_b)
+
+
+def test_nan_loss_is_recorded_as_a_failed_run(tmp_path):
+    result = run_experiment(tiny_config(tmp_path, learning_rate=1e10), tmp_path / "nan")
+    assert result["status"] == "failed" and "non-finite" in result["reason"]
+    assert json.loads((tmp_path / "nan" / "result.json").read_text())["status"] == "failed"
+
+
+def test_continue_after_stop_records_metrics_at_the_stop(tmp_path):
+    config = tiny_config(tmp_path, check_every=5, stop_threshold=10.0, stop_ratio=0.0,
+                         continue_after_stop=True)
+    result = run_experiment(config, tmp_path / "run")
+    # The rule can first fire at the second check (it needs a previous MSE).
+    assert result["stop_step"] == 10 and result["steps"] == 20 and result["continued"]
+    history = pd.read_csv(tmp_path / "run" / "history.csv").set_index("step")
+    assert result["at_stop"]["fg_ari"] == pytest.approx(history.loc[10, "eval_fg_ari"])
