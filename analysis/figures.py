@@ -1,0 +1,136 @@
+"""Figures: box plots per condition (the paper's Figures 3-5) and attention masks (Figure 2)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from analysis.summary import ok_values
+
+METRIC_LABELS = {"fg_ari": "FG-ARI", "fg_ari_multi": "FG-ARI (>= 2 objects)", "ari": "ARI"}
+MASK_ARRAYS = ("image", "reconstruction", "masks", "components", "labels")
+
+
+def boxplot(
+    df: pd.DataFrame,
+    metric: str,
+    datasets: Sequence[str],
+    conditions: Sequence[str],
+    path: str | Path,
+    baselines: Mapping[str, float] | None = None,
+    paper_medians: Mapping[str, Mapping[str, float]] | None = None,
+) -> Path:
+    """Box plots of ``metric`` over the ok runs, one panel per dataset, outliers as open circles.
+
+    ``baselines`` (dataset -> value) are drawn as dashed lines (the trivial FG-ARI), the paper's
+    medians (dataset -> condition -> value) as red diamonds.
+    """
+    fig = Figure(figsize=(1.2 + 1.3 * len(conditions) * len(datasets), 4.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(datasets), sharey=True, squeeze=False)[0])
+    label = METRIC_LABELS.get(metric, metric)
+    for ax, dataset in zip(axes, datasets, strict=True):
+        data = [ok_values(df, dataset, c, metric) for c in conditions]
+        positions = np.arange(1, len(conditions) + 1)
+        ax.boxplot(
+            [d if d.size else [np.nan] for d in data],
+            positions=positions,
+            widths=0.55,
+            flierprops={"marker": "o", "markerfacecolor": "none", "markeredgecolor": "0.2"},
+            medianprops={"color": "tab:blue", "linewidth": 2},
+        )
+        ax.set_xticks(
+            positions, [f"{c}\n(n={d.size})" for c, d in zip(conditions, data, strict=True)]
+        )
+        baseline = (baselines or {}).get(dataset, np.nan)
+        if np.isfinite(baseline):
+            ax.axhline(baseline, color="0.5", linestyle="--", linewidth=1, label="trivial (median)")
+        paper = (paper_medians or {}).get(dataset) or {}
+        marked = [(p, paper[c]) for p, c in zip(positions, conditions, strict=True) if c in paper]
+        if marked:
+            xs, ys = zip(*marked, strict=True)
+            ax.scatter(xs, ys, marker="D", color="tab:red", zorder=3, label="paper median")
+        ax.set_title(dataset)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel(label)
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(loc="best", fontsize="small")
+    fig.suptitle(f"{label} per condition (ok runs)")
+    fig.savefig(path, dpi=110)
+    return Path(path)
+
+
+def median_seed(
+    df: pd.DataFrame, dataset: str, condition: str, metric: str = "fg_ari"
+) -> int | None:
+    """The seed of the median ok run by ``metric`` (for an even count the lower of the two middle
+    runs; ties in value broken by the lower seed); None if there is no ok run."""
+    rows = df[(df["dataset"] == dataset) & (df["condition"] == condition) & (df["status"] == "ok")]
+    rows = rows[np.isfinite(pd.to_numeric(rows[metric], errors="coerce"))]
+    if rows.empty:
+        return None
+    ranked = rows.sort_values([metric, "seed"])
+    return int(ranked["seed"].iloc[(len(ranked) - 1) // 2])
+
+
+def load_attention_examples(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of ``attention_examples.npz`` (contract D), shapes checked."""
+    with np.load(path) as data:
+        missing = [k for k in MASK_ARRAYS if k not in data]
+        if missing:
+            raise ValueError(f"{path}: missing array(s) {', '.join(missing)}")
+        arrays = {k: np.asarray(data[k]) for k in MASK_ARRAYS}
+    n, h, w = arrays["image"].shape[:3]
+    k = arrays["masks"].shape[1] if arrays["masks"].ndim == 4 else -1
+    expected = {
+        "image": (n, h, w, 3),
+        "reconstruction": (n, h, w, 3),
+        "masks": (n, k, h, w),
+        "components": (n, k, h, w, 3),
+        "labels": (n, h, w),
+    }
+    for key, shape in expected.items():
+        if arrays[key].shape != shape:
+            raise ValueError(
+                f"{path}: array {key!r} has shape {arrays[key].shape}, expected {shape}"
+            )
+    return arrays
+
+
+def attention_figure(
+    arrays: Mapping[str, np.ndarray], title: str, path: str | Path, max_images: int = 3
+) -> Path:
+    """Per image two rows: input, reconstruction and the K masks; then the ground truth, the
+    argmax segmentation and each mask times its component mean (Figure 2 of the paper)."""
+    n = min(max_images, arrays["image"].shape[0])
+    k = arrays["masks"].shape[1]
+    fig = Figure(figsize=(1.25 * (k + 2), 1.35 * 2 * n + 0.5), layout="constrained")
+    axes = fig.subplots(2 * n, k + 2, squeeze=False)
+    for i in range(n):
+        top, bottom = axes[2 * i], axes[2 * i + 1]
+        _show(top[0], arrays["image"][i], "input")
+        _show(top[1], arrays["reconstruction"][i], "reconstruction")
+        segments = arrays["masks"][i].argmax(0)
+        vmax = max(19, int(arrays["labels"][i].max()), k - 1)  # one colour per id (ids arbitrary)
+        _show(bottom[0], arrays["labels"][i], "ground truth", cmap="tab20", vmax=vmax)
+        _show(bottom[1], segments, "argmax mask", cmap="tab20", vmax=vmax)
+        for j in range(k):
+            mask = arrays["masks"][i, j]
+            _show(top[j + 2], mask, f"mask {j + 1}", cmap="gray", vmax=1.0)
+            _show(
+                bottom[j + 2], mask[..., None] * arrays["components"][i, j], f"m{j + 1} * x{j + 1}"
+            )
+    fig.suptitle(title, fontsize="medium")
+    fig.savefig(path, dpi=100)
+    return Path(path)
+
+
+def _show(ax, image: np.ndarray, title: str, cmap: str | None = None, vmax: float = 1.0) -> None:
+    if image.ndim == 3:
+        image = np.clip(image, 0.0, 1.0)
+    ax.imshow(image, cmap=cmap, vmin=0, vmax=vmax, interpolation="nearest")
+    ax.set_title(title, fontsize="x-small")
+    ax.set_axis_off()

@@ -1,0 +1,261 @@
+"""Write the report of one spec's results: report.md, CSV and LaTeX tables, figures."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis import figures
+from analysis.formatting import format_number
+from analysis.results import load_results, ordered, parameter_columns, status_counts
+from analysis.spec_tests import DROPPED_SEPARATOR, run_tests, validate_tests
+from analysis.summary import (
+    SUMMARY_METRICS,
+    stop_effect_table,
+    summary_table,
+    trivial_baseline,
+)
+from analysis.tables import latex_table, markdown_table, summary_display, tests_display
+
+BOXPLOT_METRICS = ("fg_ari", "fg_ari_multi", "ari")
+
+
+def write_report(
+    spec: Mapping[str, Any],
+    results: pd.DataFrame | str | Path,
+    out_dir: str | Path,
+    results_dir: str | Path | None = None,
+) -> dict[str, Path]:
+    """Analyse ``results`` (results.csv or its DataFrame) as ``spec`` declares; return the paths.
+
+    ``results_dir`` is the folder that ``run_dir`` entries are relative to (default: the folder of
+    results.csv); without it the attention-mask figures are skipped.
+    """
+    df = load_results(results)
+    if results_dir is None and not isinstance(results, pd.DataFrame):
+        results_dir = Path(results).parent
+    datasets = ordered([str(d) for d in spec.get("datasets") or {}], df["dataset"].unique())
+    conditions = ordered([str(c) for c in spec.get("conditions") or {}], df["condition"].unique())
+    paper = spec.get("paper")
+    problems = validate_tests(spec.get("tests"), paper, conditions, datasets)
+    if problems:
+        raise ValueError("spec tests/paper invalid:\n" + "\n".join(problems))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paper_medians = (paper or {}).get("medians")
+    parameters = parameter_columns(spec.get("conditions"))
+    tests = run_tests(spec.get("tests") or [], df, datasets, parameters, paper)
+    summary = summary_table(df, datasets, conditions)
+    stop = stop_effect_table(df, datasets, conditions)
+    written = {
+        "summary_csv": out / "summary.csv",
+        "tests_csv": out / "tests.csv",
+        "summary_tex": out / "summary.tex",
+        "tests_tex": out / "tests.tex",
+    }
+    summary.to_csv(written["summary_csv"], index=False)
+    tests.to_csv(written["tests_csv"], index=False)
+    main_metric = [m for m in SUMMARY_METRICS if m in df.columns][:1]
+    other_metrics = [m for m in SUMMARY_METRICS[1:] if m in df.columns]
+    shown_summary = summary_display(summary, main_metric, paper_medians)
+    shown_other = summary_display(summary, other_metrics) if other_metrics else None
+    shown_tests = tests_display(tests, with_paper=bool((paper or {}).get("p_values")))
+    title = spec.get("title") or spec.get("name") or "results"
+    summary_tex = latex_table(shown_summary, f"{title}: FG-ARI per condition", "tab:summary")
+    if shown_other is not None:
+        summary_tex += latex_table(shown_other, f"{title}: other metrics", "tab:summary-other")
+    written["summary_tex"].write_text(summary_tex)
+    written["tests_tex"].write_text(latex_table(shown_tests, f"{title}: tests", "tab:tests"))
+    baselines = {d: trivial_baseline(df, d) for d in datasets}
+    for metric in BOXPLOT_METRICS:
+        if metric in df.columns and np.isfinite(pd.to_numeric(df[metric], errors="coerce")).any():
+            written[f"boxplot_{metric}"] = figures.boxplot(
+                df, metric, datasets, conditions, out / f"boxplot_{metric}.png",
+                baselines if metric == "fg_ari" else None,
+                paper_medians if metric == "fg_ari" else None,
+            )  # fmt: skip
+    mask_lines = _mask_figures(df, datasets, conditions, results_dir, out, written)
+    sections = [
+        _header(spec, title),
+        _what_was_run(spec, datasets, conditions, df),
+        _runs(df, datasets, conditions),
+        _summary_section(shown_summary, shown_other),
+        _figure_lines(written, any(np.isfinite(list(baselines.values()))), bool(paper_medians)),
+        _tests_section(tests, shown_tests),
+        _stop_section(stop),
+        "## Attention masks (median-FG-ARI run per condition)\n\n" + "\n".join(mask_lines) + "\n",
+    ]
+    written["report"] = out / "report.md"
+    written["report"].write_text("\n".join(sections))
+    return written
+
+
+def _header(spec: Mapping[str, Any], title: str) -> str:
+    profile = spec.get("profile")
+    description = spec.get("profile_description") or ""
+    lines = [f"# {title}", "", f"Spec `{spec.get('name', '?')}`, profile `{profile or 'none'}`."]
+    if profile == "paper":
+        lines.append("This profile runs the paper's settings.")
+    else:
+        lines.append(
+            "**Deviations from the paper** (this profile is not `paper`): "
+            + (description or "the profile gives no description.")
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _what_was_run(
+    spec: Mapping[str, Any], datasets: list[str], conditions: list[str], df: pd.DataFrame
+) -> str:
+    spec_datasets = spec.get("datasets") or {}
+    default_data = (spec.get("defaults") or {}).get("data") or {}
+    sources = []
+    for d in datasets:
+        data = (spec_datasets.get(d) or {}).get("data") or {}
+        source = data.get("source") or default_data.get("source") or "monetk default (not in spec)"
+        path = data.get("path") or default_data.get("path")
+        sources.append({"dataset": d, "data source": source + (f" ({path})" if path else "")})
+    spec_conditions = spec.get("conditions") or {}
+    settings = [
+        {"condition": c, "settings": _flatten(spec_conditions.get(c) or {}) or "-"}
+        for c in conditions
+    ]
+    seeds = spec.get("seeds", "not in spec")
+    continued = spec.get("continue_seeds")
+    return "\n".join(
+        [
+            "## What was run",
+            "",
+            markdown_table(pd.DataFrame(sources)),
+            markdown_table(pd.DataFrame(settings)),
+            f"Seeds: `{seeds}`"
+            + (f"; trained past the stopping rule: `{continued}`" if continued else "")
+            + f". The results have {len(df)} rows (dataset x condition x seed).",
+            "",
+        ]
+    )
+
+
+def _flatten(node: Mapping[str, Any], prefix: str = "") -> str:
+    parts = []
+    for key, value in node.items():
+        if isinstance(value, Mapping) and "per_dataset" in value:
+            picks = ", ".join(f"{d}: {v}" for d, v in value["per_dataset"].items())
+            parts.append(f"{prefix}{key} = ({picks})")
+        elif isinstance(value, Mapping):
+            parts.append(_flatten(value, f"{prefix}{key}."))
+        else:
+            parts.append(f"{prefix}{key} = {value}")
+    return "; ".join(parts)
+
+
+def _runs(df: pd.DataFrame, datasets: list[str], conditions: list[str]) -> str:
+    lines = ["## Runs", "", markdown_table(status_counts(df, datasets, conditions))]
+    bad = df[df["status"] == "failed"]
+    for r in bad.to_dict("records"):
+        reason = r.get("reason") if isinstance(r.get("reason"), str) else "no reason recorded"
+        lines.append(
+            f"- failed: {r['dataset']}, condition {r['condition']}, seed {r['seed']}: {reason}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _summary_section(main: pd.DataFrame, other: pd.DataFrame | None) -> str:
+    lines = ["## Segmentation performance", "", "Over the ok runs of each condition.", ""]
+    lines.append(markdown_table(main))
+    if other is not None:
+        lines += ["Other metrics:", "", markdown_table(other)]
+    return "\n".join(lines)
+
+
+def _figure_lines(written: Mapping[str, Path], baseline: bool, paper: bool) -> str:
+    lines = [
+        f"![{key}]({path.name})" for key, path in written.items() if key.startswith("boxplot_")
+    ]
+    note = "Boxes: quartiles and median of the ok runs; whiskers 1.5 IQR; open circles: outliers"
+    note += "; dashed line: median FG-ARI of the trivial segmentation" if baseline else ""
+    note += "; red diamonds: the paper's medians" if paper else ""
+    return "\n\n".join(lines + [note + "."]) + "\n"
+
+
+def _tests_section(tests: pd.DataFrame, shown: pd.DataFrame) -> str:
+    if tests.empty:
+        return "## Statistical tests\n\nThe spec declares no tests.\n"
+    variants = dict.fromkeys(
+        f"- `{r['test']}`"
+        + (f" ({r['dataset']})" if r["kind"] == "wilcoxon" else "")
+        + f": {r['variant']}; {r['rule']}"
+        for _, r in tests.iterrows()
+    )
+    dropped = [m for text in tests["dropped"] if text for m in text.split(DROPPED_SEPARATOR)]
+    lines = [
+        "## Statistical tests",
+        "",
+        markdown_table(shown),
+        "Wilcoxon: W = min(W+, W-) (two-sided), differences first minus second; "
+        "r = (W+ - W-)/(W+ + W-), positive when the first condition is higher; HL = Hodges-Lehmann "
+        "shift (median of the Walsh averages) with its 95% CI. Friedman: Kendall's W = "
+        "chi2 / (n (k - 1)); with k = 2 levels the Friedman test is the two-sided sign test "
+        "(normal approximation, no continuity correction). p-values are survival functions, "
+        "stored as full floats in tests.csv.",
+        "",
+        "Test variants:",
+        "",
+        *variants,
+        "",
+    ]
+    if dropped:
+        lines += ["Blocks dropped (a run missing or failed):", "", *(f"- {m}" for m in dropped), ""]
+    return "\n".join(lines)
+
+
+def _stop_section(stop: pd.DataFrame) -> str:
+    head = "## Effect of the stopping rule (Table 1)\n\n"
+    if stop.empty:
+        return head + "No run was trained past the stopping rule (`continued`), so no Table 1.\n"
+    shown = stop.assign(
+        difference=stop["difference"].map(lambda v: f"{v:.2e}"),
+        ratio_percent=stop["ratio_percent"].map(lambda v: format_number(v)),
+    )
+    return head + (
+        "Mean over the continued seeds of (metric at max_steps - metric when the rule fired), and "
+        "as % of the condition's median metric.\n\n" + markdown_table(shown)
+    )
+
+
+def _mask_figures(
+    df: pd.DataFrame,
+    datasets: list[str],
+    conditions: list[str],
+    results_dir: str | Path | None,
+    out: Path,
+    written: dict[str, Path],
+) -> list[str]:
+    lines = []
+    for dataset in datasets:
+        for condition in conditions:
+            seed = figures.median_seed(df, dataset, condition) if "fg_ari" in df.columns else None
+            if seed is None:
+                lines.append(f"- {dataset} / {condition}: no ok run, figure skipped.")
+                continue
+            row = df[(df["dataset"] == dataset) & (df["condition"] == condition)]
+            row = row[row["seed"] == seed].iloc[0]
+            run_dir = row.get("run_dir")
+            if results_dir is None or not isinstance(run_dir, str):
+                lines.append(f"- {dataset} / {condition} (seed {seed}): no run directory known.")
+                continue
+            npz = Path(results_dir) / run_dir / "attention_examples.npz"
+            if not npz.is_file():
+                lines.append(f"- {dataset} / {condition} (seed {seed}): {npz} absent, skipped.")
+                continue
+            name = re.sub(r"[^A-Za-z0-9_.+-]", "_", f"masks_{dataset}_{condition}")
+            title = f"{dataset} / {condition} / seed {seed} (FG-ARI {row['fg_ari']:.3f})"
+            arrays = figures.load_attention_examples(npz)
+            written[name] = figures.attention_figure(arrays, title, out / f"{name}.png")
+            lines.append(f"![{dataset} {condition}]({name}.png)")
+    return lines
