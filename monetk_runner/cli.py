@@ -1,0 +1,219 @@
+"""``python runner.py SPEC [options]``: check a spec, train its runs, collect results.csv, report.
+
+Exit status: 0 every run ok, 1 a run failed (or the report could not be written), 2 the spec or the
+command line is invalid (then nothing is written), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import yaml
+
+from monetk_runner.collect import results_table, write_results
+from monetk_runner.executors import InProcess, RayCluster, Task, Train, WorkerProcesses
+from monetk_runner.expand import load_runs, select
+from monetk_runner.plan import Planned, plan, summary, table
+from monetk_runner.progress import RunBoard
+from monetk_runner.spec import Spec, SpecError
+from monetk_runner.store import RESULT, RunStore, atomic_write_text
+
+Report = Callable[..., object]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="runner.py",
+        description="Expand an experiment spec into runs, train them (resumable), collect "
+        "OUT/<spec>/results.csv and write OUT/<spec>/report/.",
+    )
+    parser.add_argument("spec", help="spec YAML file, e.g. specs/section3_2.yaml")
+    parser.add_argument("--profile", help="scale preset from the spec's profiles (default: paper)")
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a spec value, typed as YAML (repeatable), "
+        "e.g. --set defaults.train.max_steps=100",
+    )
+    parser.add_argument("--seeds", help="train only these seeds, e.g. 1-5 or 1,3,7")
+    parser.add_argument("--datasets", help="train only these datasets (comma-separated)")
+    parser.add_argument("--conditions", help="train only these conditions (comma-separated)")
+    parser.add_argument("--out", default="runs", help="output folder (default: runs/)")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the runs and their states as a table; write nothing",
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: collect results.csv and write the report",
+    )
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="train runs recorded as failed again (from their checkpoint)",
+    )
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this machine (default); ray: a Ray cluster",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="local executor: parallel worker processes (one GPU each if any)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        help="ray executor: cluster address ('auto': the "
+        "cluster of this machine; default: start a local Ray)",
+    )
+    parser.add_argument(
+        "--cpus-per-run",
+        type=_positive,
+        default=1,
+        help="ray executor: CPUs reserved (and torch threads) per run",
+    )
+    return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def main(
+    argv: Sequence[str] | None = None, train: Train | None = None, report: Report | None = None
+) -> int:
+    """Run the command line ``argv``; ``train`` and ``report`` replace monetk's trainer and the
+    analysis package's ``write_report`` (tests)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.executor == "ray" and args.workers != 1:
+        parser.error("--workers applies to --executor local; Ray schedules runs by its resources")
+    if args.executor == "local" and args.ray_address:
+        parser.error("--ray-address needs --executor ray")
+    if args.executor == "ray" and importlib.util.find_spec("ray") is None:
+        parser.error("--executor ray needs Ray: pip install '.[ray]'")
+    try:
+        spec, runs = load_runs(args.spec, args.profile, args.sets)
+        selected = select(runs, spec, args.seeds, args.datasets, args.conditions)
+    except SpecError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        print(
+            f"{len(error.problems)} problem(s) in the spec; nothing was run or written.",
+            file=sys.stderr,
+        )
+        return 2
+    store = RunStore(args.out)
+    print(f"{spec.name}: {spec.content.get('title', '')} (profile: {spec.profile or 'none'})")
+    if args.dry_run:
+        print(table(plan(spec.name, selected, store)))
+        return 0
+    spec_dir = store.out / spec.name
+    atomic_write_text(spec_dir / "spec.yaml", _snapshot(spec, argv))
+    failed = 0
+    if not args.report_only:
+        try:
+            failed = _train(spec, selected, store, args, train)
+        except KeyboardInterrupt:
+            print("Interrupted; run the same command again to resume.", file=sys.stderr)
+            return 130
+    planned = plan(spec.name, runs, store)
+    for p in planned:
+        if p.state != "todo":
+            store.link_view(spec.name, p.run, p.found.run_id)
+    results = results_table(spec, planned, spec_dir)
+    write_results(results, spec_dir / "results.csv")
+    print(f"Results: {spec_dir / 'results.csv'} ({_counts(results)})")
+    failed = max(failed, int((results["status"] == "failed").sum()))
+    try:
+        (report or _write_report)(
+            spec.as_dict(), results, spec_dir / "report", results_dir=spec_dir
+        )
+    except Exception as error:  # the results are written; say why the report is not
+        print(f"Report failed: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    print(f"Report: {spec_dir / 'report'}")
+    return 1 if failed else 0
+
+
+def _train(
+    spec: Spec, selected: list, store: RunStore, args: argparse.Namespace, train: Train | None
+) -> int:
+    """Train the selected runs that are not finished; return how many failed."""
+    planned = plan(spec.name, selected, store)
+    if args.retry_failed:
+        for run_id in {p.found.run_id for p in planned if p.state == "failed"}:
+            (store.run_dir(run_id) / RESULT).unlink()
+        planned = plan(spec.name, selected, store)
+    print(summary(planned))
+    for p in planned:
+        store.link_view(spec.name, p.run, p.found.run_id)
+    tasks = _tasks(spec, planned, store)
+    if not tasks:
+        print(f"All {len(planned)} selected runs are complete; nothing to train.")
+        return 0
+    print(f"Training {len(tasks)} run(s) with the {args.executor} executor.")
+    if args.executor == "ray":
+        executor = RayCluster(args.ray_address, args.cpus_per_run, train)
+    elif args.workers > 1:
+        executor = WorkerProcesses(args.workers, train)
+    else:
+        executor = InProcess(train)
+    board = RunBoard(len(tasks))
+    try:
+        outcomes = executor.run(tasks, board)
+    finally:
+        board.close()
+    return sum(1 for outcome in outcomes.values() if outcome.get("status") not in ("ok", "busy"))
+
+
+def _tasks(spec: Spec, planned: list[Planned], store: RunStore) -> list[Task]:
+    """One task per distinct unfinished store folder, seed by seed (paired results come early)."""
+    datasets = list(spec.datasets)
+    conditions = list(spec.conditions)
+    todo: dict[str, Task] = {}
+    cwd = str(Path.cwd())
+
+    def key(p: Planned) -> tuple:
+        return p.run.seed, datasets.index(p.run.dataset), conditions.index(p.run.condition)
+
+    for p in sorted(planned, key=key):
+        if p.state in ("todo", "partial") and p.found.run_id not in todo:
+            run_dir = str(store.run_dir(p.found.run_id))
+            todo[p.found.run_id] = Task(p.found.run_id, p.run.config, run_dir, p.run.label, cwd)
+    return list(todo.values())
+
+
+def _counts(results) -> str:
+    counts = results["status"].value_counts()
+    return ", ".join(f"{counts.get(s, 0)} {s}" for s in ("ok", "failed", "missing"))
+
+
+def _snapshot(spec: Spec, argv: Sequence[str] | None) -> str:
+    command = shlex.join(["python", "runner.py", *(sys.argv[1:] if argv is None else argv)])
+    return f"# {command}\n" + yaml.safe_dump(spec.as_dict(), sort_keys=False)
+
+
+def _write_report(spec: dict, results, report_dir: Path, results_dir: Path) -> object:
+    from analysis import write_report
+
+    return write_report(spec, results, report_dir, results_dir=results_dir)

@@ -1,0 +1,145 @@
+"""``results.csv``: one row per dataset x condition x seed of a spec (contract D).
+
+Columns: the run's names and status, the final metrics, steps and the stopping step, the metrics at
+the stop (``<metric>_stop``), wall time, the run folder (relative to results.csv), then one column
+per condition parameter (the loss names, beta, gamma, sigmas as ``"0.11,0.09"``, and any other value
+a condition sets, named by its last key), then any further metrics, ``run_id``, ``reason`` and
+``device``.
+
+A run served by its continued twin (see :mod:`monetk_runner.store`) reports what the stopped run
+would have: the twin's metrics at the stop as final metrics and the stopping step as its steps.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from monetk_runner.expand import Run
+from monetk_runner.plan import Planned
+from monetk_runner.spec import PER_DATASET, Spec
+from monetk_runner.store import atomic_write_text
+
+METRICS = ("fg_ari", "ari", "fg_ari_multi", "fg_ari_trivial", "mse")
+STOP_METRICS = ("fg_ari", "ari", "fg_ari_multi", "mse")
+LEADING = (
+    "dataset",
+    "condition",
+    "seed",
+    "status",
+    *METRICS,
+    "steps",
+    "stop_step",
+    "continued",
+    *(f"{metric}_stop" for metric in STOP_METRICS),
+    "wall_time_s",
+    "run_dir",
+)
+STANDARD_PARAMETERS = {
+    "reconstruction": ("loss", "reconstruction"),
+    "mask": ("loss", "mask"),
+    "latent": ("loss", "latent"),
+    "beta": ("loss", "beta"),
+    "gamma": ("loss", "gamma"),
+    "sigmas": ("loss", "sigmas"),
+}
+TRAILING = ("run_id", "reason", "device")
+
+
+def parameter_columns(spec: Spec) -> dict[str, tuple]:
+    """Column name -> run-config path: the standard parameters and every value a condition sets.
+
+    A column is named by the last key of its path, or by the dotted path when that name is taken.
+    """
+    paths = list(STANDARD_PARAMETERS.values())
+    for partial in spec.conditions.values():
+        for path in _config_leaves(partial):
+            if path not in paths:
+                paths.append(path)
+    last_keys = [path[-1] for path in paths]
+    columns: dict[str, tuple] = {}
+    for path in paths:
+        name = path[-1]
+        if last_keys.count(name) > 1 or name in LEADING or name in TRAILING or name in METRICS:
+            name = ".".join(path)
+        columns[name] = path
+    return columns
+
+
+def _config_leaves(partial: Any, path: tuple = ()) -> list[tuple]:
+    if isinstance(partial, Mapping) and list(partial) == [PER_DATASET]:
+        return list(
+            dict.fromkeys(
+                leaf
+                for value in partial[PER_DATASET].values()
+                for leaf in _config_leaves(value, path)
+            )
+        )
+    if isinstance(partial, Mapping) and partial:
+        return [
+            leaf for key, value in partial.items() for leaf in _config_leaves(value, (*path, key))
+        ]
+    return [path]
+
+
+def effective_result(planned: Planned) -> dict | None:
+    """The result record of a run as that run itself would have written it."""
+    found, run = planned.found, planned.run
+    result = found.result
+    if result is None or not found.aliased or run.continued or result.get("stop_step") is None:
+        return result
+    return {**result, "steps": result["stop_step"], "continued": False, "final": result["at_stop"]}
+
+
+def row(planned: Planned, parameters: Mapping[str, tuple], run_dir: str) -> dict[str, Any]:
+    """The results.csv row of one run (``status`` missing when it has no result yet)."""
+    run: Run = planned.run
+    result = effective_result(planned)
+    values: dict[str, Any] = {"dataset": run.dataset, "condition": run.condition, "seed": run.seed}
+    if result is None:
+        values.update(status="missing", continued=run.continued)
+    else:
+        values.update(
+            status=result.get("status"),
+            steps=result.get("steps"),
+            stop_step=result.get("stop_step"),
+            continued=bool(result.get("continued")),
+            wall_time_s=result.get("wall_time_s"),
+            reason=result.get("reason"),
+            device=result.get("device"),
+        )
+        values.update(result.get("final") or {})
+        at_stop = result.get("at_stop") or {}
+        values.update({f"{metric}_stop": value for metric, value in at_stop.items()})
+    values["run_dir"] = run_dir
+    values["run_id"] = planned.found.run_id
+    for column, path in parameters.items():
+        value = run.config
+        for key in path:
+            value = value[key]
+        values[column] = ",".join(map(str, value)) if isinstance(value, list) else value
+    return values
+
+
+def results_table(spec: Spec, planned: list[Planned], spec_dir: Path) -> pd.DataFrame:
+    """results.csv as a DataFrame: one row per run of ``planned``, columns as described above."""
+    parameters = parameter_columns(spec)
+    rows = []
+    for p in planned:
+        view = Path(p.run.dataset) / p.run.condition / f"seed-{p.run.seed}"
+        exists = (spec_dir / view).is_symlink() or (spec_dir / view).is_dir()
+        rows.append(row(p, parameters, view.as_posix() if exists else ""))
+    fixed = [*LEADING, *parameters, *TRAILING]
+    extra = sorted({key for r in rows for key in r} - set(fixed))
+    return pd.DataFrame(rows, columns=[*LEADING, *parameters, *extra, *TRAILING])
+
+
+def write_results(table: pd.DataFrame, path: Path) -> None:
+    """Write ``table`` to ``path`` as CSV, atomically."""
+    buffer = io.StringIO()
+    table.to_csv(buffer, index=False)
+    atomic_write_text(path, buffer.getvalue())

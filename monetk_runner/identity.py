@@ -1,0 +1,60 @@
+"""A run's identity: a hash of its fully resolved training config.
+
+The dataset's and the condition's names are not in the config, so two conditions (or two specs)
+that resolve to the same training config are one run. Values that only say where or how fast a
+run executes (:data:`EXECUTION_ONLY`) are left out of the hash. Numbers are normalised first, so
+``beta: 0`` and ``beta: 0.0`` are the same run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from monetk.config import DEFAULTS
+
+#: Config keys that do not change what is trained: the data cache folder and torch's thread count.
+EXECUTION_ONLY = (("data", "cache_dir"), ("train", "threads"))
+CONTINUE_KEY = ("train", "continue_after_stop")
+
+
+def normalize(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``config`` with integers turned into floats where :data:`DEFAULTS` holds floats."""
+    return _normalize(config, DEFAULTS)
+
+
+def _normalize(value: Any, default: Any) -> Any:
+    if isinstance(value, dict):
+        defaults = default if isinstance(default, dict) else {}
+        return {key: _normalize(item, defaults.get(key)) for key, item in value.items()}
+    if isinstance(value, list):
+        floats = (
+            isinstance(default, list)
+            and bool(default)
+            and all(isinstance(d, float) for d in default)
+        )
+        return [float(v) if floats and _is_int(v) else _normalize(v, None) for v in value]
+    if _is_int(value) and isinstance(default, float):
+        return float(value)
+    return value  # JSON scalars are immutable
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def run_id(config: Mapping[str, Any]) -> str:
+    """16 hex digits of the SHA-256 of the normalised config without :data:`EXECUTION_ONLY` keys."""
+    view = normalize(config)
+    for section, key in EXECUTION_ONLY:
+        view.get(section, {}).pop(key, None)
+    text = json.dumps(view, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def with_continue(config: Mapping[str, Any], continued: bool) -> dict[str, Any]:
+    """``config`` with ``train.continue_after_stop`` = ``continued`` (shares unchanged sections)."""
+    section, key = CONTINUE_KEY
+    return {**config, section: {**config[section], key: continued}}

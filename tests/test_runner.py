@@ -1,0 +1,767 @@
+"""The runner: expansion, run identity, the store and its views, skipping, sharing, resuming,
+failures, executors, results.csv and the report call.
+
+Fast tests replace monetk's trainer by ``fake_run_experiment`` (below): it follows contract A
+(writes config.json and, last and atomically, result.json) with numbers computed from the config,
+so every expectation here is computed independently of the runner. Tests marked ``slow`` train
+for real (the smoke profile) through ``python runner.py``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from monetk.config import DEFAULTS, resolve
+from monetk_runner import executors
+from monetk_runner.cli import main
+from monetk_runner.collect import effective_result, parameter_columns
+from monetk_runner.executors import ProgressFile, Task, WorkerProcesses, execute
+from monetk_runner.expand import Run, load_runs
+from monetk_runner.identity import EXECUTION_ONLY, run_id, with_continue
+from monetk_runner.plan import Planned, plan
+from monetk_runner.progress import RunBoard
+from monetk_runner.store import POINTER, Found, RunStore
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = ROOT / "specs"
+
+FAKE_TRAINER = '''
+"""A stand-in for monetk.experiment.run_experiment (contract A), numbers from the config."""
+import hashlib, json, os
+from pathlib import Path
+
+
+def metrics(config, step):
+    # Training up to a step does not depend on whether the run continues past the stop.
+    same_until_stop = {**config, "train": {**config["train"], "continue_after_stop": None}}
+    digest = hashlib.sha256(json.dumps(same_until_stop, sort_keys=True).encode()).digest()
+    base = digest[0] / 255
+    return {"fg_ari": round(base * step / config["train"]["max_steps"], 6),
+            "ari": round(base / 2, 6),
+            "fg_ari_multi": 0.25, "fg_ari_trivial": 0.125, "mse": round(1.0 / step, 6),
+            "n_fg_images": 16}
+
+
+def fake_run_experiment(config, run_dir, progress=None):
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resumed = (run_dir / "checkpoint").is_dir()
+    with open(os.environ["FAKE_TRAIN_LOG"], "a") as log:
+        log.write(json.dumps({"run_dir": run_dir.name, "seed": config["seed"],
+                              "beta": config["loss"]["beta"], "resumed": resumed,
+                              "reconstruction": config["loss"]["reconstruction"],
+                              "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"), "pid": os.getpid(),
+                              "threads": os.environ.get("MONETK_THREADS")}) + "\\n")
+    (run_dir / "config.json").write_text(json.dumps(config))
+    train = config["train"]
+    if config["loss"]["beta"] == 0.123:
+        raise RuntimeError("boom in the model")
+    max_steps = train["max_steps"]
+    for step in range(1, max_steps + 1):
+        if progress is not None:
+            progress(step, max_steps)
+    # The stopping rule fires half-way for even seeds and never for odd ones.
+    stop = max_steps // 2 if config["seed"] % 2 == 0 else None
+    steps = max_steps if stop is None or train["continue_after_stop"] else stop
+    result = {"status": "ok", "reason": None, "steps": steps, "stop_step": stop,
+              "continued": bool(train["continue_after_stop"] and stop is not None),
+              "final": metrics(config, steps),
+              "at_stop": None if stop is None else metrics(config, stop),
+              "wall_time_s": 0.5, "device": "cpu (fake)", "versions": {}}
+    if train["learning_rate"] > 1e6:
+        result.update(status="failed", reason="NaN loss at step 1", final=None, at_stop=None)
+    tmp = run_dir / ".result.json.tmp"
+    tmp.write_text(json.dumps(result))
+    os.replace(tmp, run_dir / "result.json")
+    return result
+'''
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    """The fake trainer, importable by spawned workers; ``fake.calls()`` lists its calls."""
+    folder = tmp_path / "fake_module"
+    folder.mkdir()
+    (folder / "fake_trainer.py").write_text(FAKE_TRAINER)
+    monkeypatch.syspath_prepend(str(folder))
+    paths = [str(folder), os.environ.get("PYTHONPATH", "")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, paths)))  # for Ray workers
+    log = tmp_path / "calls.jsonl"
+    log.touch()
+    monkeypatch.setenv("FAKE_TRAIN_LOG", str(log))
+    module = importlib.import_module("fake_trainer")
+    module = importlib.reload(module)
+
+    def calls() -> list[dict]:
+        return [json.loads(line) for line in log.read_text().splitlines()]
+
+    module.fake_run_experiment.calls = calls
+    yield module.fake_run_experiment
+    sys.modules.pop("fake_trainer", None)
+
+
+class ReportSpy:
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, spec, results, report_dir, results_dir):
+        self.calls.append((spec, results, Path(report_dir), Path(results_dir)))
+
+
+def runner(out: Path, *args: str, train=None, report=None) -> int:
+    return main([*args, "--out", str(out)], train=train, report=report or ReportSpy())
+
+
+def smoke(name: str) -> list[str]:
+    return [str(SPECS / f"{name}.yaml"), "--profile", "smoke"]
+
+
+# --- identity --------------------------------------------------------------------------------
+
+
+def _leaves(tree, path=()):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, (*path, key))
+        else:
+            yield (*path, key), value
+
+
+def _changed(value):
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value + 1
+    if isinstance(value, list):
+        return [*value, value[-1]]
+    if value is None:
+        return 3
+    return value + "x"
+
+
+def test_every_training_value_changes_the_run_id_and_execution_values_do_not():
+    config = resolve({})
+    reference = run_id(config)
+    for path, value in _leaves(DEFAULTS):
+        changed = json.loads(json.dumps(config))
+        node = changed
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = _changed(value)
+        assert (run_id(changed) == reference) == (path in EXECUTION_ONLY), path
+
+
+def test_run_id_ignores_int_versus_float_and_key_order():
+    config = resolve({"loss": {"beta": 0.0, "sigmas": [0.11, 0.09]}})
+    same = resolve({"loss": {"sigmas": [0.11, 0.09], "beta": 0}})
+    same = dict(reversed(list(same.items())))
+    assert run_id(config) == run_id(same)
+    assert run_id(config) != run_id(resolve({"loss": {"beta": 0.5}}))
+
+
+# --- expansion -------------------------------------------------------------------------------
+
+
+def test_run_config_merges_defaults_dataset_condition_and_seed(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "name: s\n"
+        "defaults: {train: {max_steps: 40, batch_size: 4}, loss: {gamma: 0.3}}\n"
+        "datasets:\n"
+        "  a: {model: {num_slots: 3}, train: {max_steps: 30}}\n"
+        "conditions:\n"
+        "  c: {train: {max_steps: 20}, loss: {beta: {per_dataset: {a: 0.7}}}}\n"
+        "seeds: [4, 9]\n"
+        "continue_seeds: [9, 10]\n"
+    )
+    _, runs = load_runs(spec)
+    assert [(r.dataset, r.condition, r.seed) for r in runs] == [("a", "c", 4), ("a", "c", 9)]
+    expected = json.loads(json.dumps(DEFAULTS))
+    expected["seed"] = 4
+    expected["model"]["num_slots"] = 3
+    expected["train"].update(max_steps=20, batch_size=4)  # condition > dataset > defaults
+    expected["loss"].update(beta=0.7, gamma=0.3)
+    assert runs[0].config == expected
+    assert runs[1].config["train"]["continue_after_stop"] is True  # 10 is not a seed: ignored
+    assert runs[0].run_id == run_id(expected)
+    assert runs[0].alt_id == run_id(with_continue(expected, True))
+
+
+# --- end to end with the fake trainer --------------------------------------------------------
+
+
+def test_smoke_spec_trains_every_run_once_and_a_second_invocation_trains_nothing(
+    tmp_path, fake, capsys
+):
+    out = tmp_path / "out"
+    report = ReportSpy()
+    assert runner(out, *smoke("section3_2"), train=fake, report=report) == 0
+    assert len(fake.calls()) == 8  # 2 datasets x 2 conditions x 2 seeds
+    view = out / "section3_2" / "multi_dsprites" / "IR+M" / "seed-1"
+    assert view.is_symlink() and not os.path.isabs(os.readlink(view))
+    assert view.resolve().parent == (out / "store").resolve()
+    assert json.loads((view / "config.json").read_text())["loss"]["reconstruction"] == "ir"
+    results = pd.read_csv(out / "section3_2" / "results.csv", keep_default_na=False)
+    assert len(results) == 8 and set(results["status"]) == {"ok"}
+    for row in results.to_dict("records"):
+        stored = json.loads((out / "section3_2" / row["run_dir"] / "result.json").read_text())
+        assert row["fg_ari"] == stored["final"]["fg_ari"] and row["steps"] == stored["steps"]
+    capsys.readouterr()
+
+    assert runner(out, *smoke("section3_2"), train=fake) == 0
+    assert len(fake.calls()) == 8
+    assert "All 8 selected runs are complete; nothing to train." in capsys.readouterr().out
+
+
+def test_dry_run_prints_one_line_per_run_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([str(SPECS / "section3_3.yaml"), "--dry-run", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line for line in lines if line.startswith(("multi_dsprites ", "objects_room "))]
+    assert len(rows) == 600
+    assert all(line.split()[4] == "todo" for line in rows)
+    assert lines[-1].startswith("600 runs (600 distinct): 0 done, 0 failed, 0 partial, 600 todo")
+    assert not out.exists()
+
+
+def test_section3_2_after_section3_1_trains_only_ir_m(tmp_path, fake, capsys):
+    out = tmp_path / "out"
+    assert runner(out, *smoke("section3_1"), train=fake) == 0
+    assert len(fake.calls()) == 16
+    capsys.readouterr()
+    assert main([*smoke("section3_2"), "--dry-run", "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    nll = [
+        line
+        for line in table.splitlines()
+        if line.startswith(("multi_dsprites ", "objects_room ")) and " NLL+M " in line
+    ]
+    assert len(nll) == 4 and all(" done " in line and "section3_1/" in line for line in nll)
+    served = [line for line in nll if "served by the continued run" in line]
+    assert [line.split()[2] for line in served] == ["1", "1"]  # 3.1 smoke continues seed 1 only
+    assert "4 done, 0 failed, 0 partial, 4 todo; 4 shared" in table
+
+    assert runner(out, *smoke("section3_2"), train=fake) == 0
+    new = fake.calls()[16:]
+    assert len(new) == 4 and {call["reconstruction"] for call in new} == {"ir"}
+
+
+def test_stopped_run_served_by_its_continued_twin_reports_what_it_would_have(tmp_path, fake):
+    """Section 3.1 smoke trains seed 1 past the stop; 3.2's NLL+M seed 1 (a stopped run) is
+    served from it. Its row must equal the row of the stopped run trained on its own."""
+    shared, alone = tmp_path / "shared", tmp_path / "alone"
+    for seed in ("1", "2"):
+        spec = [
+            *smoke("section3_1"),
+            "--set",
+            f"continue_seeds=[{seed}]",
+            "--seeds",
+            seed,
+            "--conditions",
+            "01",
+        ]
+        assert runner(shared, *spec, train=fake) == 0
+    assert runner(shared, *smoke("section3_2"), "--conditions", "NLL+M", train=fake) == 0
+    assert runner(alone, *smoke("section3_2"), "--conditions", "NLL+M", train=fake) == 0
+    a = pd.read_csv(shared / "section3_2" / "results.csv").set_index(
+        ["dataset", "condition", "seed"]
+    )
+    b = pd.read_csv(alone / "section3_2" / "results.csv").set_index(
+        ["dataset", "condition", "seed"]
+    )
+    nll = a.index.get_level_values("condition") == "NLL+M"
+    assert len(fake.calls()) == 4 + 4  # nothing trained for 3.2 in `shared`
+    assert a[nll].drop(columns=["run_id"]).equals(b[nll].drop(columns=["run_id"]))
+    assert a.loc[("multi_dsprites", "NLL+M", 2), "steps"] == 10  # the even seed stopped at 10
+
+
+def test_effective_result_of_a_stopped_run_from_a_continued_twin():
+    config = with_continue(resolve({"seed": 2}), False)
+    twin = {
+        "status": "ok",
+        "steps": 100,
+        "stop_step": 40,
+        "continued": True,
+        "final": {"fg_ari": 0.9},
+        "at_stop": {"fg_ari": 0.7},
+    }
+    run = Run("d", "c", 2, config, run_id(config), run_id(with_continue(config, True)))
+    served = effective_result(Planned(run, Found(run.alt_id, "done", twin, aliased=True), ()))
+    assert served["steps"] == 40 and served["final"] == {"fg_ari": 0.7}
+    assert served["continued"] is False
+
+
+def test_failed_run_is_recorded_with_its_reason_and_the_others_complete(tmp_path, fake, capsys):
+    out = tmp_path / "out"
+    nan = ["--set", "conditions.IR+M.train.learning_rate=1e10"]
+    assert runner(out, *smoke("section3_2"), *nan, train=fake) == 1
+    results = pd.read_csv(out / "section3_2" / "results.csv", keep_default_na=False)
+    failed = results[results["status"] == "failed"]
+    assert set(failed["condition"]) == {"IR+M"} and len(failed) == 4
+    assert set(failed["reason"]) == {"NaN loss at step 1"}
+    assert set(results[results["condition"] == "NLL+M"]["status"]) == {"ok"}
+    err = capsys.readouterr().err
+    assert re.search(r"\] multi_dsprites/IR\+M/seed-1: failed .*\(NaN loss at step 1\)", err)
+
+    assert runner(out, *smoke("section3_2"), *nan, train=fake) == 1  # finished: not retrained
+    assert len(fake.calls()) == 8
+    assert runner(out, *smoke("section3_2"), *nan, "--retry-failed", train=fake) == 1
+    assert len(fake.calls()) == 12
+
+
+def test_exception_is_recorded_as_failed_with_the_last_traceback_line(tmp_path, fake):
+    out = tmp_path / "out"
+    code = runner(
+        out,
+        *smoke("section3_2"),
+        "--set",
+        "conditions.IR+M.loss.beta=0.123",
+        "--seeds",
+        "1",
+        "--datasets",
+        "multi_dsprites",
+        train=fake,
+    )
+    assert code == 1
+    view = out / "section3_2" / "multi_dsprites" / "IR+M" / "seed-1"
+    result = json.loads((view / "result.json").read_text())
+    assert result["status"] == "failed" and result["reason"] == "RuntimeError: boom in the model"
+    assert "Traceback" in (view / "error.log").read_text()
+    ok = json.loads(
+        (out / "section3_2" / "multi_dsprites" / "NLL+M" / "seed-1" / "result.json").read_text()
+    )
+    assert ok["status"] == "ok"
+
+
+def test_partial_run_resumes_and_a_half_written_result_is_not_finished(tmp_path, fake, capsys):
+    out = tmp_path / "out"
+    args = [
+        *smoke("section3_2"),
+        "--seeds",
+        "1",
+        "--datasets",
+        "multi_dsprites",
+        "--conditions",
+        "IR+M",
+    ]
+    _, runs = load_runs(SPECS / "section3_2.yaml", "smoke")
+    (run,) = [r for r in runs if r.label == "multi_dsprites/IR+M/seed-1"]
+    run_dir = RunStore(out).run_dir(run.run_id)
+    (run_dir / "checkpoint").mkdir(parents=True)
+    (run_dir / "checkpoint" / "state.json").write_text("{}")
+    (run_dir / ".result.json.123.tmp").write_text('{"status": "o')  # a write cut short
+    assert main([*args, "--dry-run", "--out", str(out)]) == 0
+    assert f"{run.run_id}  partial" in capsys.readouterr().out
+    assert runner(out, *args, train=fake) == 0
+    (call,) = fake.calls()
+    assert call["run_dir"] == run.run_id and call["resumed"] is True
+
+
+def test_yaml_only_condition_runs_without_code_change(tmp_path, fake):
+    spec = tmp_path / "mw_beta.yaml"
+    spec.write_text(
+        f"extends: {SPECS / 'section3_3.yaml'}\n"
+        "name: mw_beta\n"
+        "conditions:\n"
+        "  MW+M+beta1:\n"
+        "    loss: {reconstruction: mw, mask: mse, beta: 1.0,\n"
+        "           gamma: {per_dataset: {multi_dsprites: 0.01, objects_room: 0.1}}}\n"
+    )
+    out = tmp_path / "out"
+    assert (
+        runner(out, str(spec), "--profile", "smoke", "--conditions", "MW+M+beta1", train=fake) == 0
+    )
+    calls = fake.calls()
+    assert len(calls) == 4 and {(c["reconstruction"], c["beta"]) for c in calls} == {("mw", 1.0)}
+    results = pd.read_csv(out / "mw_beta" / "results.csv", keep_default_na=False)
+    new = results[results["condition"] == "MW+M+beta1"]
+    assert set(new["status"]) == {"ok"} and set(new["beta"]) == {1.0}
+    assert dict(zip(new["dataset"], new["gamma"], strict=True)) == {
+        "multi_dsprites": 0.01,
+        "objects_room": 0.1,
+    }
+    assert set(results[results["condition"] != "MW+M+beta1"]["status"]) == {"missing"}
+
+
+def test_results_csv_has_the_contract_columns_and_one_column_per_condition_parameter(
+    tmp_path, fake
+):
+    out = tmp_path / "out"
+    assert runner(out, *smoke("section3_2"), "--seeds", "1", train=fake) == 0
+    results = pd.read_csv(out / "section3_2" / "results.csv", keep_default_na=False)
+    contract = [
+        "dataset",
+        "condition",
+        "seed",
+        "status",
+        "fg_ari",
+        "ari",
+        "fg_ari_multi",
+        "fg_ari_trivial",
+        "mse",
+        "steps",
+        "stop_step",
+        "continued",
+        "fg_ari_stop",
+        "ari_stop",
+        "fg_ari_multi_stop",
+        "mse_stop",
+        "wall_time_s",
+        "run_dir",
+        "reconstruction",
+        "mask",
+        "latent",
+        "beta",
+        "gamma",
+        "sigmas",
+        "ir_sigma",
+    ]
+    assert list(results.columns[: len(contract)]) == contract
+    assert set(results["sigmas"]) == {"0.11,0.09"}
+    assert dict(zip(results["condition"], results["reconstruction"], strict=True)) == {
+        "NLL+M": "nll",
+        "IR+M": "ir",
+    }
+    missing = results[results["seed"] == 2]
+    assert len(missing) == 4 and set(missing["status"]) == {"missing"}
+    assert set(missing["run_dir"]) == {""}
+
+
+def test_parameter_column_names_fall_back_to_the_dotted_path_on_a_clash(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "name: s\ndatasets: {a: {}}\nseeds: 1\nconditions:\n"
+        "  x: {train: {batch_size: 8}, eval: {batch_size: 9}, model: {latent_size: 4}}\n"
+    )
+    loaded, _ = load_runs(spec)
+    columns = parameter_columns(loaded)
+    assert columns["train.batch_size"] == ("train", "batch_size")
+    assert columns["eval.batch_size"] == ("eval", "batch_size")
+    assert columns["latent_size"] == ("model", "latent_size")
+
+
+def test_report_gets_the_spec_and_the_results_and_report_only_trains_nothing(tmp_path, fake):
+    out = tmp_path / "out"
+    report = ReportSpy()
+    assert runner(out, *smoke("section3_2"), train=fake, report=report) == 0
+    ((spec, results, report_dir, results_dir),) = report.calls
+    assert spec["name"] == "section3_2" and spec["profile"] == "smoke"
+    assert spec["tests"][0]["pairs"] == [["NLL+M", "IR+M"]] and spec["seeds"] == "1-2"
+    on_disk = pd.read_csv(out / "section3_2" / "results.csv", keep_default_na=False)
+    assert results["fg_ari"].tolist() == on_disk["fg_ari"].tolist()
+    assert report_dir == out / "section3_2" / "report" and results_dir == out / "section3_2"
+
+    again = ReportSpy()
+    assert runner(out, *smoke("section3_2"), "--report-only", train=fake, report=again) == 0
+    assert len(fake.calls()) == 8 and len(again.calls) == 1
+
+
+def test_report_failure_gives_exit_status_1_after_results_are_written(tmp_path, fake, capsys):
+    def broken(*args, **kwargs):
+        raise ValueError("no figures today")
+
+    out = tmp_path / "out"
+    assert runner(out, *smoke("section3_2"), "--seeds", "1", train=fake, report=broken) == 1
+    assert (out / "section3_2" / "results.csv").exists()
+    assert "Report failed: ValueError: no figures today" in capsys.readouterr().err
+
+
+# --- store, executors, progress --------------------------------------------------------------
+
+
+def test_views_fall_back_to_a_pointer_file_when_symlinks_fail(tmp_path, fake, monkeypatch):
+    def no_symlinks(*args, **kwargs):
+        raise OSError("symlinks not supported")
+
+    monkeypatch.setattr(os, "symlink", no_symlinks)
+    out = tmp_path / "out"
+    assert (
+        runner(out, *smoke("section3_2"), "--seeds", "1", "--datasets", "objects_room", train=fake)
+        == 0
+    )
+    view = out / "section3_2" / "objects_room" / "NLL+M" / "seed-1"
+    pointer = json.loads((view / POINTER).read_text())
+    assert (view / pointer["store"] / "result.json").exists()
+    store = RunStore(out)
+    assert store.views()[pointer["run_id"]] == ["section3_2/objects_room/NLL+M/seed-1"]
+
+
+def test_a_run_locked_by_another_process_is_left_alone(tmp_path, fake):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config = resolve({})
+    task = Task("id", config, str(run_dir), "d/c/seed-0", str(tmp_path))
+    with open(run_dir / executors.LOCK, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert execute(task, fake)["status"] == "busy"
+    assert fake.calls() == []
+    assert execute(task, fake)["status"] == "ok" and len(fake.calls()) == 1
+    assert execute(task, fake)["status"] == "ok" and len(fake.calls()) == 1  # finished: skipped
+
+
+def _tasks(out: Path, count: int) -> list[Task]:
+    _, runs = load_runs(SPECS / "section3_2.yaml", "smoke")
+    store = RunStore(out)
+    return [
+        Task(r.run_id, r.config, str(store.run_dir(r.run_id)), r.label, str(ROOT))
+        for r in runs[:count]
+    ]
+
+
+class QuietBoard:
+    def __init__(self):
+        self.finished = []
+
+    def run_started(self, task):
+        return None
+
+    def run_finished(self, task, outcome):
+        self.finished.append((task.label, outcome["status"]))
+
+    def refresh(self, tasks):
+        pass
+
+
+def test_worker_processes_give_each_worker_one_gpu(tmp_path, fake):
+    board = QuietBoard()
+    tasks = _tasks(tmp_path / "out", 4)
+    outcomes = WorkerProcesses(2, fake, gpus=["3", "5"]).run(tasks, board)
+    assert {o["status"] for o in outcomes.values()} == {"ok"} and len(board.finished) == 4
+    calls = fake.calls()
+    assert len(calls) == 4 and {c["cuda"] for c in calls} <= {"3", "5"}
+    gpu_of = {}
+    for call in calls:  # a worker keeps its GPU, and no two workers share one
+        assert gpu_of.setdefault(call["pid"], call["cuda"]) == call["cuda"]
+    assert len(set(gpu_of.values())) == len(gpu_of) and call["pid"] != os.getpid()
+    assert all(c["threads"] is None for c in calls)
+
+
+def test_workers_option_trains_in_worker_processes(tmp_path, fake, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    out = tmp_path / "out"
+    assert runner(out, *smoke("section3_2"), "--workers", "2", train=fake) == 0
+    calls = fake.calls()
+    assert len(calls) == 8 and os.getpid() not in {call["pid"] for call in calls}
+    results = pd.read_csv(out / "section3_2" / "results.csv", keep_default_na=False)
+    assert set(results["status"]) == {"ok"}
+
+
+def test_worker_processes_without_gpus_share_the_cpu_threads(tmp_path, fake):
+    tasks = _tasks(tmp_path / "out", 2)
+    WorkerProcesses(2, fake, gpus=[]).run(tasks, QuietBoard())
+    expected = str(max(1, (os.cpu_count() or 1) // 2))
+    assert {c["threads"] for c in fake.calls()} == {expected}
+
+
+def test_progress_file_and_board_lines(tmp_path):
+    seen = []
+    progress = ProgressFile(tmp_path, lambda step, total: seen.append(step), every_s=3600)
+    for step in (1, 2, 3):
+        progress(step, 3)
+    assert seen == [1, 2, 3]
+    assert json.loads((tmp_path / "progress.json").read_text())["step"] == 3  # first and last
+
+    class Stream:
+        text = ""
+
+        def write(self, s):
+            Stream.text += s
+
+        def flush(self):
+            pass
+
+    board = RunBoard(2, stream=Stream(), refresh_every_s=0.0)
+    task = Task("id", {}, str(tmp_path), "d/c/seed-1", str(tmp_path))
+    (tmp_path / "progress.json").write_text('{"step": 1, "max_steps": 4}')
+    board.refresh([task])  # a run in another process, a quarter done
+    assert "d/c/seed-1 25%" in Stream.text
+    board.run_started(task)(5, 10)
+    board.run_finished(
+        task, {"status": "failed", "reason": "NaN", "wall_time_s": 1.0, "final": None, "steps": 5}
+    )
+    board.close()
+    assert "[1/2] d/c/seed-1: failed steps=5 (NaN) 1.0 s" in Stream.text
+    assert "1/2" in Stream.text and "runs" in Stream.text
+
+
+def test_plan_marks_runs_shared_by_two_conditions_of_one_spec(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "name: s\ndatasets: {a: {}}\nseeds: 1-2\nconditions:\n"
+        "  x: {loss: {beta: 0}}\n  y: {loss: {beta: 0.0}}\n  z: {loss: {beta: 1}}\n"
+    )
+    loaded, runs = load_runs(spec)
+    planned = plan(loaded.name, runs, RunStore(tmp_path / "out"))
+    shared = {p.run.label: p.shared_with for p in planned}
+    assert shared["a/x/seed-1"] == ("s/a/y/seed-1",)
+    assert shared["a/z/seed-1"] == ()
+
+
+# --- real training (monetk.experiment) -------------------------------------------------------
+
+
+def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "runner.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def results_without_timing(path: Path) -> pd.DataFrame:
+    table = pd.read_csv(path, keep_default_na=False)
+    return table.drop(columns=["wall_time_s", "device"])
+
+
+@pytest.mark.slow
+def test_real_smoke_end_to_end_then_nothing_to_train(tmp_path):
+    out = tmp_path / "out"
+    first = run_cli(*smoke("section3_2"), "--out", str(out))
+    assert first.returncode == 0, first.stderr[-3000:]
+    results = pd.read_csv(out / "section3_2" / "results.csv")
+    assert len(results) == 8 and set(results["status"]) == {"ok"}
+    assert (out / "section3_2" / "report" / "report.md").exists()
+    second = run_cli(*smoke("section3_2"), "--out", str(out))
+    assert second.returncode == 0
+    assert "All 8 selected runs are complete; nothing to train." in second.stdout
+    assert "Training" not in second.stdout
+
+
+@pytest.mark.slow
+def test_real_nan_run_is_recorded_as_failed_and_the_others_complete(tmp_path):
+    out = tmp_path / "out"
+    done = run_cli(
+        *smoke("section3_2"),
+        "--datasets",
+        "multi_dsprites",
+        "--seeds",
+        "1",
+        "--set",
+        "conditions.IR+M.train.learning_rate=1e10",
+        "--out",
+        str(out),
+    )
+    assert done.returncode == 1, done.stderr[-3000:]
+    results = pd.read_csv(out / "section3_2" / "results.csv", keep_default_na=False)
+    selected = results[results["status"] != "missing"].set_index("condition")
+    assert selected.loc["NLL+M", "status"] == "ok"
+    assert selected.loc["IR+M", "status"] == "failed"
+    assert "non-finite" in selected.loc["IR+M", "reason"] or "NaN" in selected.loc["IR+M", "reason"]
+
+
+@pytest.mark.slow
+def test_real_section3_2_after_section3_1_trains_only_ir_m(tmp_path):
+    out = tmp_path / "out"
+    common = ["--datasets", "objects_room", "--out", str(out)]
+    first = run_cli(*smoke("section3_1"), "--conditions", "01", *common)
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = run_cli(*smoke("section3_2"), *common)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Training 2 run(s)" in second.stdout
+    trained = [line for line in second.stderr.splitlines() if "] objects_room/" in line]
+    assert len(trained) == 2 and all("/IR+M/" in line for line in trained)
+
+
+@pytest.mark.slow
+def test_real_yaml_only_condition_runs(tmp_path):
+    spec = tmp_path / "mw_beta.yaml"
+    spec.write_text(
+        f"extends: {SPECS / 'section3_3.yaml'}\nname: mw_beta\nconditions:\n"
+        "  MW+M+beta1: {loss: {reconstruction: mw, mask: mse, beta: 1.0, gamma: 0.01}}\n"
+    )
+    out = tmp_path / "out"
+    done = run_cli(
+        str(spec),
+        "--profile",
+        "smoke",
+        "--conditions",
+        "MW+M+beta1",
+        "--seeds",
+        "1",
+        "--out",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = pd.read_csv(out / "mw_beta" / "results.csv", keep_default_na=False)
+    new = results[results["condition"] == "MW+M+beta1"]
+    assert len(new[new["status"] == "ok"]) == 2 and set(new["beta"]) == {1.0}
+
+
+@pytest.mark.slow
+def test_real_sigkill_mid_run_then_rerun_gives_the_uninterrupted_results(tmp_path):
+    args = [
+        *smoke("section3_2"),
+        "--datasets",
+        "multi_dsprites",
+        "--conditions",
+        "NLL+M",
+        "--seeds",
+        "1",
+        "--set",
+        "defaults.train.max_steps=60",
+    ]
+    reference = tmp_path / "reference"
+    assert run_cli(*args, "--out", str(reference)).returncode == 0
+
+    out = tmp_path / "killed"
+    process = subprocess.Popen(
+        [sys.executable, "runner.py", *args, "--out", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    while not list(out.glob("store/*/checkpoint/state.json")) and time.time() < deadline:
+        assert process.poll() is None, "the run finished before it could be killed"
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    (run_dir,) = out.glob("store/*")
+    assert not (run_dir / "result.json").exists()  # killed mid-run: not finished
+
+    rerun = run_cli(*args, "--out", str(out))
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "0 todo" in rerun.stdout and "1 partial" in rerun.stdout
+    name = "section3_2/results.csv"
+    pd.testing.assert_frame_equal(
+        results_without_timing(out / name), results_without_timing(reference / name)
+    )
+    history = [
+        pd.read_csv(p / "multi_dsprites/NLL+M/seed-1/history.csv")
+        for p in (out / "section3_2", reference / "section3_2")
+    ]
+    pd.testing.assert_frame_equal(*history)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_ray_executor_trains_into_the_same_layout(tmp_path, fake):
+    pytest.importorskip("ray")
+    out = tmp_path / "out"
+    code = runner(
+        out, *smoke("section3_2"), "--datasets", "objects_room", "--executor", "ray", train=fake
+    )
+    assert code == 0
+    calls = fake.calls()
+    assert len(calls) == 4 and all(call["pid"] != os.getpid() for call in calls)
+    assert {call["threads"] for call in calls} == {"1"}  # --cpus-per-run 1
+    results = pd.read_csv(out / "section3_2" / "results.csv", keep_default_na=False)
+    ran = results[results["dataset"] == "objects_room"]
+    assert set(ran["status"]) == {"ok"}
+    for row in ran.to_dict("records"):
+        view = out / "section3_2" / row["run_dir"]
+        assert view.is_symlink() and (view / "result.json").exists() and (view / "log.txt").exists()
