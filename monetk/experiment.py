@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import shutil
 import time
@@ -38,6 +39,11 @@ from monetk.model import MONet
 from monetk.pipeline import TrainBatches
 
 NUM_ATTENTION_EXAMPLES = 8
+
+
+#: Environment variable with the torch CPU threads of a run when ``train.threads`` is 0 (the
+#: runner's worker processes set it).
+THREADS_VARIABLE = "MONETK_THREADS"
 
 
 def build_model(config: dict[str, Any]) -> MONet:
@@ -107,8 +113,11 @@ def run_experiment(config: dict[str, Any], run_dir: str | Path,
     atomic_write_json(run_dir / "config.json", config)
     clock = _WallClock()
     train_cfg, eval_cfg = config["train"], config["eval"]
-    if train_cfg["threads"]:
-        torch.set_num_threads(train_cfg["threads"])
+    threads = train_cfg["threads"] or int(os.environ.get(THREADS_VARIABLE, "0"))
+    if threads:
+        torch.set_num_threads(threads)
+    if train_cfg["compile"]:
+        torch._dynamo.reset()  # a previous run's compiled graphs hold that model's weights
     keras.utils.set_random_seed(config["seed"])
     splits = load_splits(config["data"])
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -16,7 +17,14 @@ from pathlib import Path
 import yaml
 
 from monetk_runner.collect import results_table, write_results
-from monetk_runner.executors import InProcess, RayCluster, Task, Train, WorkerProcesses
+from monetk_runner.executors import (
+    InProcess,
+    RayCluster,
+    Task,
+    Train,
+    WorkerProcesses,
+    visible_gpus,
+)
 from monetk_runner.expand import load_runs, select
 from monetk_runner.plan import Planned, plan, summary, table
 from monetk_runner.progress import RunBoard
@@ -70,9 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--workers",
-        type=_positive,
-        default=1,
-        help="local executor: parallel worker processes (one GPU each if any)",
+        type=_workers,
+        default="auto",
+        help="local executor: parallel worker processes, each with one GPU if any, else "
+        "cpu_count/N torch threads (default auto: one per visible GPU; on a CPU one per core, "
+        f"at most {MAX_AUTO_CPU_WORKERS})",
     )
     parser.add_argument(
         "--ray-address",
@@ -98,6 +108,23 @@ def _positive(text: str) -> int:
     return value
 
 
+#: ``--workers auto`` on a machine without GPUs: one single-threaded run per core, at most this
+#: many (small MONets scale poorly over threads; parallel runs use the cores fully).
+MAX_AUTO_CPU_WORKERS = 8
+
+
+def _workers(text: str) -> int | str:
+    return text if text == "auto" else _positive(text)
+
+
+def auto_workers(tasks: int) -> int:
+    """Workers for ``--workers auto``: one per visible GPU, else one per CPU core (capped), and
+    never more than there are runs to train."""
+    gpus = len(visible_gpus())
+    wanted = gpus or min(os.cpu_count() or 1, MAX_AUTO_CPU_WORKERS)
+    return max(1, min(wanted, tasks))
+
+
 def main(
     argv: Sequence[str] | None = None, train: Train | None = None, report: Report | None = None
 ) -> int:
@@ -105,7 +132,7 @@ def main(
     analysis package's ``write_report`` (tests)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.executor == "ray" and args.workers != 1:
+    if args.executor == "ray" and args.workers not in ("auto", 1):
         parser.error("--workers applies to --executor local; Ray schedules runs by its resources")
     if args.executor == "local" and args.ray_address:
         parser.error("--ray-address needs --executor ray")
@@ -171,12 +198,15 @@ def _train(
     if not tasks:
         print(f"All {len(planned)} selected runs are complete; nothing to train.")
         return 0
-    print(f"Training {len(tasks)} run(s) with the {args.executor} executor.")
+    workers = auto_workers(len(tasks)) if args.workers == "auto" else args.workers
     if args.executor == "ray":
+        print(f"Training {len(tasks)} run(s) on the Ray cluster.")
         executor = RayCluster(args.ray_address, args.cpus_per_run, train)
-    elif args.workers > 1:
-        executor = WorkerProcesses(args.workers, train)
+    elif workers > 1:
+        print(f"Training {len(tasks)} run(s) in {workers} worker processes.")
+        executor = WorkerProcesses(workers, train)
     else:
+        print(f"Training {len(tasks)} run(s) in this process.")
         executor = InProcess(train)
     board = RunBoard(len(tasks))
     try:

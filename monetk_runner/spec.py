@@ -32,6 +32,7 @@ SPEC_KEYS = {
     "extends": "path of a base spec, relative to this file",
     "defaults": "partial run config shared by all runs",
     "datasets": "dataset name -> partial run config",
+    "run_datasets": "the datasets to train and report, a list (default: all of datasets)",
     "conditions": "condition name -> partial run config",
     "seeds": "seed list or range, e.g. 1-100",
     "continue_seeds": "seeds trained past the stopping rule to max_steps",
@@ -349,6 +350,7 @@ def _check_content(
                 broken = True
     if broken:
         return None
+    run_datasets = content.pop("run_datasets", None)
     dataset_names = set(content["datasets"])
     for section in ("defaults", "datasets", "conditions"):
         if section in content:
@@ -367,7 +369,32 @@ def _check_content(
         content["paper"] = {}
     spec = Spec(path, profile, content, origins, seeds, [s for s in seeds if s in continue_seeds])
     problems.extend(_check_tests(spec))
+    if run_datasets is not None:
+        _select_datasets(content, run_datasets, origins, problems)
     return spec
+
+
+def _select_datasets(content: dict, chosen: Any, origins: Origins, problems: list[str]) -> None:
+    """Keep only the datasets named by ``run_datasets`` (a profile may train a subset), and the
+    paper's numbers for them; the whole spec was checked before."""
+    allowed = ", ".join(content["datasets"])
+    if not isinstance(chosen, list) or not chosen:
+        problems.append(
+            f"{origins.locate(('run_datasets',))}: expected a non-empty list of dataset names "
+            f"(allowed: {allowed})"
+        )
+        return
+    unknown = [name for name in chosen if name not in content["datasets"]]
+    if unknown:
+        problems.append(
+            f"{origins.locate(('run_datasets',))}: {', '.join(map(str, unknown))} not among the "
+            f"datasets (allowed: {allowed})"
+        )
+        return
+    content["datasets"] = {name: content["datasets"][name] for name in chosen}
+    for key, per_dataset in (content.get("paper") or {}).items():
+        if isinstance(per_dataset, Mapping):
+            content["paper"][key] = {k: v for k, v in per_dataset.items() if k in chosen}
 
 
 def _seeds(content: Mapping, key: str, origins: Origins, problems: list[str]) -> list[int]:

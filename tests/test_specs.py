@@ -201,10 +201,13 @@ def test_demo_and_smoke_profiles_use_generated_data_and_describe_themselves(name
     spec, runs = load_runs(SPECS / f"{name}.yaml", profile=profile)
     assert spec.profile_description
     sources = {r.dataset: r.config["data"]["source"] for r in runs}
-    assert sources == {
+    expected = {
         "multi_dsprites": "multi_dsprites_generated",
         "objects_room": "objects_room_generated",
     }
+    if (name, profile) == ("section3_2", "demo"):  # run_datasets: Multi-dSprites only
+        expected.pop("objects_room")
+    assert sources == expected
     assert len({r.seed for r in runs}) == {"demo": 4, "smoke": 2}[profile]
     assert all(r.config["train"]["max_steps"] <= 9000 for r in runs)
 
@@ -287,6 +290,16 @@ def _never(*args, **kwargs):
     raise AssertionError("nothing may run for an invalid spec")
 
 
+def test_run_datasets_trains_and_reports_only_the_named_datasets(tmp_path, capsys):
+    spec = write_spec(tmp_path, VALID + "paper: {medians: {objects_room: {A: 0.5}}}\n"
+                      "profiles: {smoke: {run_datasets: [objects_room]}}\n")
+    loaded, runs = load_runs(spec, profile="smoke")
+    assert {r.dataset for r in runs} == {"objects_room"} and len(runs) == 4
+    assert list(loaded.datasets) == ["objects_room"]
+    # Without the profile every dataset runs.
+    assert {r.dataset for r in load_runs(spec)[1]} == {"multi_dsprites", "objects_room"}
+
+
 def test_valid_minimal_spec_passes(tmp_path, capsys):
     spec = write_spec(tmp_path, VALID)
     assert main([str(spec), "--dry-run", "--profile", "smoke", "--out", str(tmp_path / "o")]) == 0
@@ -346,6 +359,14 @@ def test_valid_minimal_spec_passes(tmp_path, capsys):
         ),
         # duplicate keys
         (VALID + "seeds: 1-3\nseeds: 1-4\n", ["spec.yaml: not valid YAML: line", "duplicate key"]),
+        # run_datasets naming an unknown dataset
+        (
+            VALID + "run_datasets: [multi_dsprites, objectsroom]\n",
+            [
+                "spec.yaml: run_datasets: objectsroom not among the datasets (allowed: "
+                "multi_dsprites, objects_room)"
+            ],
+        ),
         # a profile with an unknown key (checked even when another profile is used)
         (
             VALID + "profiles: {smoke: {defaults: {modle: {}}}}\n",
