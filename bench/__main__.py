@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -203,6 +204,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if "train" in args.sections:
         cases = ([train_step.QUICK_CASE] if args.quick
                  else [train_step.CASES[name] for name in args.cases])
+        if cuda:  # GPU steps take milliseconds: many steps per round, whatever the CPU sizes
+            cases = [dataclasses.replace(case, rounds=3, steps=max(case.steps, 20),
+                                         warmup=max(case.warmup, 2),
+                                         prime_steps=max(case.prime_steps, 3), epoch_clock=True)
+                     for case in cases]
         results["train"] = {}
         for case in cases:
             for precision in precisions:
