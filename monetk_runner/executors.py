@@ -16,15 +16,8 @@ started for this command). Workers write straight into ``OUT``, so every node mu
 the data files and the working directory at the same path (a shared file system); each task
 changes to the driver's working directory first, so relative paths in specs (``data/...``)
 resolve as on the driver, and imports monetk from the driver's checkout (``PYTHONPATH``). Each
-task reserves ``--cpus-per-run`` CPUs and uses as many torch threads. To use many machines,
-start a Ray cluster and run the runner on its head node with ``--executor ray --ray-address auto``:
-
-- by hand: ``ray start --head --port=6379`` on one node, ``ray start --address=HEAD:6379`` on each
-  other node;
-- Slurm: one ``sbatch`` job whose script runs ``ray start --head --block &`` on the first node and
-  ``srun --nodes=N-1 ray start --address=HEAD:6379 --block &`` on the others, then the runner;
-- Kubernetes: a KubeRay ``RayCluster`` with a shared volume mounted at the same path in every pod,
-  then ``kubectl exec`` the runner in the head pod.
+task reserves ``--cpus-per-run`` CPUs and uses as many torch threads. How to start a cluster
+(by hand, Slurm, Kubernetes): README, "Several GPUs, and Ray clusters".
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 
 from monetk.config import DEFAULTS, resolve
-from monetk_runner import executors
+from monetk_runner import cli, executors
 from monetk_runner.cli import main
 from monetk_runner.collect import effective_result, parameter_columns
 from monetk_runner.executors import ProgressFile, Task, WorkerProcesses, execute
@@ -563,6 +563,20 @@ def test_worker_processes_without_gpus_share_the_cpu_threads(tmp_path, fake):
     WorkerProcesses(2, fake, gpus=[]).run(tasks, QuietBoard())
     expected = str(max(1, (os.cpu_count() or 1) // 2))
     assert {c["threads"] for c in fake.calls()} == {expected}
+
+
+@pytest.mark.parametrize(
+    ("gpus", "cores", "tasks", "expected"),
+    [([], 2, 8, 2),  # a 2-core laptop: two single-threaded runs side by side
+     ([], 64, 100, cli.MAX_AUTO_CPU_WORKERS),  # capped
+     ([], 16, 3, 3),  # never more workers than runs
+     (["0", "1", "2", "3"], 64, 100, 4),  # one per GPU
+     ([], None, 5, 1)],  # os.cpu_count() unknown
+)
+def test_workers_auto_is_one_per_gpu_else_one_per_core(monkeypatch, gpus, cores, tasks, expected):
+    monkeypatch.setattr(cli, "visible_gpus", lambda: gpus)
+    monkeypatch.setattr(cli.os, "cpu_count", lambda: cores)
+    assert cli.auto_workers(tasks) == expected
 
 
 def test_progress_file_and_board_lines(tmp_path):

@@ -1,0 +1,89 @@
+"""The README's commands, spec files, links and YAML example stay true to the code."""
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from monetk_runner.cli import build_parser
+from monetk_runner.expand import load_runs
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def fenced(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+def runner_commands() -> list[list[str]]:
+    """Every ``python runner.py ...`` invocation in the README's bash blocks, as argv lists."""
+    commands = []
+    for block in fenced("bash"):
+        for line in block.splitlines():
+            line = line.split("#")[0]
+            for part in line.split("&&"):
+                words = shlex.split(part)
+                if words[:2] == ["python", "runner.py"]:
+                    commands.append(words[2:])
+    return commands
+
+
+def test_readme_names_the_quick_start_and_the_three_paper_specs():
+    commands = [" ".join(c) for c in runner_commands()]
+    assert "specs/section3_2.yaml --profile demo" in commands
+    assert "specs/section3_2.yaml --profile smoke --out /tmp/monetk-smoke" in commands
+    for name in ("section3_1", "section3_2", "section3_3"):
+        assert f"specs/{name}.yaml" in README
+
+
+def test_every_runner_command_in_the_readme_parses_and_its_spec_loads():
+    parser = build_parser()
+    assert len(runner_commands()) >= 4
+    for argv in runner_commands():
+        args = parser.parse_args(argv)
+        assert (ROOT / args.spec).is_file(), args.spec
+        spec, runs = load_runs(ROOT / args.spec, args.profile, args.sets)
+        assert runs, argv
+
+
+def test_every_spec_file_and_link_the_readme_names_exists():
+    for path in set(re.findall(r"specs/[\w.]+\.yaml", README)) - {"specs/mse_mask.yaml"}:
+        assert (ROOT / path).is_file(), path
+    for link in re.findall(r"\]\(((?:docs|specs|bench)/[^)]+)\)", README):
+        assert (ROOT / link).exists(), link
+
+
+def test_the_test_command_is_the_one_ci_runs():
+    test_command = 'pip install -e ".[dev]" && pytest'
+    assert any(test_command in block for block in fenced("bash"))
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert 'python3 -m pip install --quiet -e ".[dev]" && python3 -m pytest' in ci
+    assert "torch==2.13.0" in ci and "ruff check ." in ci
+
+
+def test_the_ablation_example_is_a_valid_spec(tmp_path):
+    example = next(block for block in fenced("yaml") if "name: mse_mask" in block)
+    content = yaml.safe_load(example)
+    content["extends"] = str(ROOT / "specs" / content["extends"])
+    path = tmp_path / "mse_mask.yaml"
+    path.write_text(yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
+    spec, runs = load_runs(path, "demo")
+    assert list(spec.conditions) == ["MSE+M", "MSE", "MSE+Mx"]
+    gammas = {(r.dataset, r.condition): r.config["loss"]["gamma"] for r in runs}
+    assert gammas[("objects_room", "MSE+Mx")] == 0.1
+    assert gammas[("multi_dsprites", "MSE+Mx")] == 0.01
+    assert {r.config["loss"]["reconstruction"] for r in runs} == {"mse"}
+
+
+def test_the_readme_smoke_command_writes_a_report(tmp_path):
+    argv = next(c for c in runner_commands() if "smoke" in c)
+    argv[argv.index("--out") + 1] = str(tmp_path / "out")
+    done = subprocess.run([sys.executable, "runner.py", *argv], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "(8 ok, 0 failed, 0 missing)" in done.stdout
+    assert (tmp_path / "out" / "section3_2" / "report" / "report.md").is_file()
