@@ -113,6 +113,28 @@ def test_posterior_noise_is_a_function_of_seed_and_step():
     assert not torch.allclose(model.forward_components(x, eps)["x_k"], mean)
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_loss_terms_follow_eq_6_with_the_image_channels_in_eq_10(channels):
+    # reconstruction "mse" (Eq. 7) + gamma * mask "mse" (Eq. 10, I = H * W * C), beta = 0;
+    # recomputed in numpy from the forward pass's masks and components.
+    model = small_model(reconstruction="mse", mask="mse", beta=0.0, gamma=0.3, channels=channels)
+    images = random_images()[..., :channels]
+    with torch.no_grad():
+        terms = model.evaluation_terms(images)
+        out = model.forward_components(model.standardize(images))
+    x = model.standardize(images).numpy()
+    m = out["log_m"].exp().numpy()  # [B, K, 1, H, W]
+    logits = out["mask_logits"].numpy()
+    m_tilde = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    x_tilde = (m * out["x_k"].numpy()).sum(axis=1)
+    recon = ((x - x_tilde) ** 2).mean(axis=(1, 2, 3)).mean()
+    mask = (((m - m_tilde) ** 2).sum(axis=(1, 2, 3, 4)) / (16 * 16 * channels)).mean()
+    np.testing.assert_allclose(float(terms["recon"]), recon, rtol=1e-5)
+    np.testing.assert_allclose(float(terms["mask"]), mask, rtol=1e-5)
+    np.testing.assert_allclose(float(terms["loss"]), recon + 0.3 * mask, rtol=1e-5)
+    np.testing.assert_allclose(float(terms["mse"]), recon, rtol=1e-5)
+
+
 def test_upsample_matches_nearest_interpolation():
     x = torch.arange(24.0).reshape(1, 2, 3, 4)
     expected = torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
