@@ -6,7 +6,6 @@ import argparse
 from collections.abc import Sequence
 
 import runner
-
 from analysis.report import write_report
 
 
