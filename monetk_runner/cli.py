@@ -10,6 +10,7 @@ import argparse
 import importlib.util
 import os
 import shlex
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -158,11 +159,14 @@ def main(
     atomic_write_text(spec_dir / "spec.yaml", _snapshot(spec, argv))
     failed = 0
     if not args.report_only:
+        on_sigterm = signal.signal(signal.SIGTERM, _interrupt)
         try:
             failed = _train(spec, selected, store, args, train)
         except KeyboardInterrupt:
             print("Interrupted; run the same command again to resume.", file=sys.stderr)
             return 130
+        finally:
+            signal.signal(signal.SIGTERM, on_sigterm)
     planned = plan(spec.name, runs, store)
     for p in planned:
         if p.state != "todo":
@@ -180,6 +184,12 @@ def main(
         return 1
     print(f"Report: {spec_dir / 'report'}")
     return 1 if failed else 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (a scheduler's or ``kill``'s stop) ends training like Ctrl-C: workers stopped,
+    finished runs kept, unfinished ones resumable."""
+    raise KeyboardInterrupt
 
 
 def _train(

@@ -26,6 +26,7 @@ import contextlib
 import fcntl
 import json
 import os
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -201,14 +202,25 @@ class InProcess:
         return outcomes
 
 
-def _init_worker(slots: Any, gpus: list[str], threads: int) -> None:
-    """Worker start: claim a slot; pin one GPU (round robin) or limit torch's CPU threads."""
+def _init_worker(slots: Any, gpus: list[str], threads: int, runner_pid: int) -> None:
+    """Worker start: watch the runner; claim a slot; pin one GPU (round robin) or limit torch's
+    CPU threads."""
+    threading.Thread(target=_exit_with_runner, args=(runner_pid,), daemon=True).start()
     slot = slots.get()
     if gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
     else:
         for variable in ("MONETK_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[variable] = str(threads)
+
+
+def _exit_with_runner(runner_pid: int, poll_s: float = 1.0) -> None:
+    """End this worker once the runner process that started it is gone (killed with SIGTERM or
+    SIGKILL, which its workers do not receive), so no orphan keeps training. The run it was
+    training resumes from its last checkpoint next time; every write is atomic."""
+    while os.getppid() == runner_pid:
+        time.sleep(poll_s)
+    os._exit(1)
 
 
 class WorkerProcesses:
@@ -228,12 +240,13 @@ class WorkerProcesses:
             slots.put(slot)
         threads = max(1, (os.cpu_count() or 1) // self.workers)
         outcomes: dict[str, dict] = {}
-        with ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             self.workers,
             mp_context=context,
             initializer=_init_worker,
-            initargs=(slots, self.gpus, threads),
-        ) as pool:
+            initargs=(slots, self.gpus, threads, os.getpid()),
+        )
+        try:
             pending = {pool.submit(execute, task, self.train, None, True): task for task in tasks}
             while pending:
                 done, _ = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
@@ -249,6 +262,12 @@ class WorkerProcesses:
                     board.run_finished(task, outcome)
                     outcomes[task.run_id] = outcome
                 board.refresh(list(pending.values()))
+        except BaseException:  # Ctrl-C or an error here: stop the workers, do not wait for runs
+            for process in list(pool._processes.values()):  # no public API stops running tasks
+                process.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
         return outcomes
 
 

@@ -565,6 +565,60 @@ def test_worker_processes_without_gpus_share_the_cpu_threads(tmp_path, fake):
     assert {c["threads"] for c in fake.calls()} == {expected}
 
 
+SLOW_FAKE_DRIVER = """
+import os, sys, time
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from monetk_runner.cli import main
+
+def slow_train(config, run_dir, progress=None):
+    Path(os.environ["PID_DIR"], str(os.getpid())).touch()
+    time.sleep(120)
+    raise AssertionError("the worker should have been stopped")
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:], train=slow_train))
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")  # a zombie has exited
+
+
+def _workers_of_a_killed_runner_stop(tmp_path: Path, kill) -> None:
+    driver = tmp_path / "driver.py"
+    driver.write_text(SLOW_FAKE_DRIVER.format(root=str(ROOT)))
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    runner_process = subprocess.Popen(
+        [sys.executable, str(driver), str(SPECS / "section3_2.yaml"), "--profile", "smoke",
+         "--workers", "2", "--out", str(tmp_path / "out")],
+        env={**os.environ, "PID_DIR": str(pids)}, cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while len(list(pids.iterdir())) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    workers = [int(p.name) for p in pids.iterdir()]
+    assert len(workers) == 2, "the workers did not start"
+    kill(runner_process)
+    runner_process.wait(timeout=30)
+    deadline = time.time() + 10
+    while any(_alive(pid) for pid in workers) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGKILL"])
+def test_workers_stop_when_the_runner_is_killed(tmp_path, signal_name):
+    number = getattr(signal, signal_name)
+    _workers_of_a_killed_runner_stop(tmp_path, lambda process: process.send_signal(number))
+
+
 @pytest.mark.parametrize(
     ("gpus", "cores", "tasks", "expected"),
     [([], 2, 8, 2),  # a 2-core laptop: two single-threaded runs side by side
