@@ -38,6 +38,8 @@ def test_summary_quartiles_hand_worked():
     )
     assert a["fg_ari_mean"] == pytest.approx(0.4)
     assert summary.loc["B", "fg_ari_median"] == pytest.approx(0.6)
+    # the trivial baseline is summarised beside the metrics (5 ok runs of A at 0.05)
+    assert (a["fg_ari_trivial_n"], a["fg_ari_trivial_median"]) == (5, pytest.approx(0.05))
     assert "ari_median" not in summary.columns  # only metrics the results have
 
 
