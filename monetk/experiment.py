@@ -36,6 +36,7 @@ from monetk.config import resolve
 from monetk.data import load_splits
 from monetk.io import atomic_write_json
 from monetk.model import MONet
+from monetk.optimizers import FusedRMSprop
 from monetk.pipeline import TrainBatches
 
 NUM_ATTENTION_EXAMPLES = 8
@@ -56,9 +57,10 @@ def build_model(config: dict[str, Any]) -> MONet:
 
 
 def build_optimizer(train_cfg: dict[str, Any]) -> keras.optimizers.Optimizer:
-    """RMSprop (MONet's: decay/rho and epsilon set explicitly) or Adam, from ``train``."""
+    """RMSprop (MONet's: decay/rho and epsilon set explicitly; Keras' rule, fused update) or
+    Adam, from ``train``."""
     if train_cfg["optimizer"] == "rmsprop":
-        return keras.optimizers.RMSprop(
+        return FusedRMSprop(
             learning_rate=train_cfg["learning_rate"], rho=train_cfg["rho"],
             momentum=train_cfg["momentum"], epsilon=train_cfg["epsilon"],
             centered=train_cfg["centered"])

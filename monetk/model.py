@@ -16,6 +16,8 @@ cache) and are standardised to ``value_range`` on the device.
 
 from __future__ import annotations
 
+import operator
+import types
 from collections.abc import Sequence
 
 import keras
@@ -26,6 +28,7 @@ import torch.nn.functional as F
 from monetk import losses
 from monetk.config import sigma_per_slot
 from monetk.layers import AttentionUNet, BroadcastDecoder, ComponentEncoder
+from monetk.trackers import TermMeans
 
 TERM_NAMES = ("loss", "recon", "latent", "mask", "mse")
 
@@ -78,21 +81,24 @@ class MONet(keras.Model):
                                         encoder_mlp_hidden, latent_size, name="encoder")
         self.decoder = BroadcastDecoder(image_size, latent_size, decoder_channels,
                                         decoder_layers, channels + 1, name="decoder")
-        self.trackers = {n: keras.metrics.Mean(name=n) for n in TERM_NAMES}
+        self.term_means = TermMeans(TERM_NAMES)
         self._slot_sigmas = sigma_per_slot(self.sigmas, num_slots)
         self._constants: dict = {}
         self._step: int | None = None  # host-side copy of optimizer.iterations (no device sync)
+        # In a namespace, not a list: Keras would track listed variables as the model's own.
+        self._trainable_cache = types.SimpleNamespace(variables=[], tensors=[])
         self._terms_fn = torch.compile(self._terms) if self.compile_forward else self._terms
         self.built = True
 
     # ----- forward -------------------------------------------------------------------------
-    def standardize(self, images: torch.Tensor) -> torch.Tensor:
-        """``[B, H, W, C]`` on the 0..255 scale -> float32 ``[B, C, H, W]`` in ``value_range``
-        (channels-last memory format: the permute is a view)."""
-        images = keras.ops.convert_to_tensor(images)
+    def standardize(self, images) -> torch.Tensor:
+        """``[B, H, W, C]`` on the 0..255 scale (any array) -> float32 ``[B, C, H, W]`` in
+        ``value_range`` (channels-last memory format: the permute is a view)."""
+        return self._scale(keras.ops.convert_to_tensor(images))
+
+    def _scale(self, images: torch.Tensor) -> torch.Tensor:
         low, high = self.value_range
-        x = images.permute(0, 3, 1, 2).float()
-        return x * ((high - low) / 255.0) + low
+        return images.permute(0, 3, 1, 2).float() * ((high - low) / 255.0) + low
 
     def attend(self, x: torch.Tensor) -> torch.Tensor:
         """Log attention masks ``[B, K, 1, H, W]`` from the recurrent U-Net (log space)."""
@@ -120,16 +126,16 @@ class MONet(keras.Model):
         return {"log_m": log_m, "x_k": out[:, :, :c], "mask_logits": out[:, :, c:],
                 "mu": mu.reshape(b, k, -1), "log_sigma": log_sigma.reshape(b, k, -1)}
 
-    def _noise(self, x: torch.Tensor) -> torch.Tensor | None:
+    def _noise(self, images: torch.Tensor) -> torch.Tensor | None:
         """eps ~ N(0, 1) of Eq. 1 for a training batch, a function of (noise_seed, step) only, so
         a resumed run draws the same noise as an uninterrupted one, with no host-device sync.
         None when beta = 0: the paper then uses z = mu. Drawn outside the (compiled) forward."""
         if self.beta <= 0:
             return None
-        gen = torch.Generator(device=x.device)
+        gen = torch.Generator(device=images.device)
         gen.manual_seed(self.noise_seed * 1_000_003 + (self._step or 0))
-        shape = (x.shape[0] * self.num_slots, self.latent_size)
-        return torch.randn(shape, generator=gen, device=x.device)
+        shape = (images.shape[0] * self.num_slots, self.latent_size)
+        return torch.randn(shape, generator=gen, device=images.device)
 
     def _sigma_tensor(self, device: torch.device) -> torch.Tensor:
         key = ("sigmas", device)
@@ -137,10 +143,12 @@ class MONet(keras.Model):
             self._constants[key] = torch.tensor(self._slot_sigmas, device=device)
         return self._constants[key]
 
-    def _terms(self, x: torch.Tensor, noise: torch.Tensor | None,
+    def _terms(self, images: torch.Tensor, noise: torch.Tensor | None,
                sigmas: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The loss terms of Eq. 6 for a standardised batch (the function ``torch.compile``
-        wraps: every tensor it needs comes in as an argument)."""
+        """The loss terms of Eq. 6 for a batch of images on the 0..255 scale (the function
+        ``torch.compile`` wraps, standardisation included so that it fuses into the first
+        kernels: every tensor it needs comes in as an argument)."""
+        x = self._scale(images)
         out = self.forward_components(x, noise)
         f32 = {name: t.float() for name, t in out.items()}
         x_tilde = losses.integrated_reconstruction(f32["x_k"], f32["log_m"])
@@ -156,8 +164,8 @@ class MONet(keras.Model):
 
     def evaluation_terms(self, images) -> dict[str, torch.Tensor]:
         """The deterministic (z = mu) loss terms of Eq. 6 of uint8 images ``[B, H, W, C]``."""
-        x = self.standardize(images)
-        return self._terms_fn(x, None, self._sigma_tensor(x.device))
+        images = keras.ops.convert_to_tensor(images)
+        return self._terms_fn(images, None, self._sigma_tensor(images.device))
 
     def call(self, images: torch.Tensor, training: bool = False) -> torch.Tensor:
         """Log attention masks ``[B, K, 1, H, W]`` of a batch of images."""
@@ -166,20 +174,22 @@ class MONet(keras.Model):
     # ----- training ------------------------------------------------------------------------
     @property
     def metrics(self) -> list:
-        return list(self.trackers.values())
+        return [self.term_means]
 
     def train_step(self, data) -> dict:
-        images = data[0] if isinstance(data, (tuple, list)) else data
+        images = keras.ops.convert_to_tensor(data[0] if isinstance(data, (tuple, list)) else data)
         if self._step is None:
             self._step = int(self.optimizer.iterations.value)
-        x = self.standardize(images)
-        self.zero_grad()
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self._use_autocast(x)):
-            terms = self._terms_fn(x, self._noise(x), self._sigma_tensor(x.device))
+        variables, tensors = self._trainable_tensors()
+        for tensor in tensors:  # zero_grad(set_to_none=True) without the module walk
+            tensor.grad = None
+        with torch.autocast(images.device.type, dtype=torch.bfloat16,
+                            enabled=self._use_autocast(images)):
+            terms = self._terms_fn(images, self._noise(images),
+                                   self._sigma_tensor(images.device))
         self.optimizer.scale_loss(terms["loss"]).backward()
-        variables = self.trainable_weights
         with torch.no_grad():
-            self.optimizer.apply([v.value.grad for v in variables], variables)
+            self.optimizer.apply([tensor.grad for tensor in tensors], variables)
         self._step += 1
         return self._update_trackers(terms)
 
@@ -188,9 +198,18 @@ class MONet(keras.Model):
         return self._update_trackers(self.evaluation_terms(images))
 
     def _update_trackers(self, terms: dict) -> dict:
-        for name, tracker in self.trackers.items():
-            tracker.update_state(terms[name].detach())
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        self.term_means.update_state(terms)
+        return self.term_means.result()
+
+    def _trainable_tensors(self) -> tuple[list, list[torch.Tensor]]:
+        """The trainable Keras variables and their torch tensors, cached: ``Variable.value`` is a
+        property with a few microseconds of bookkeeping per call, and the tensors are stable
+        (Keras assigns in place). Rebuilt when the trainable variables change."""
+        variables, cache = self.trainable_weights, self._trainable_cache
+        if (len(cache.variables) != len(variables)
+                or any(map(operator.is_not, cache.variables, variables))):
+            cache.variables, cache.tensors = variables, [v.value for v in variables]
+        return variables, cache.tensors
 
     def _use_autocast(self, x: torch.Tensor) -> bool:
         """bf16 autocast of the forward on CUDA when ``mixed_precision`` (losses stay float32)."""

@@ -7,6 +7,7 @@ import torch
 
 from monetk.layers import AttentionUNet, BroadcastDecoder, ComponentEncoder, upsample2x
 from monetk.model import MONet
+from monetk.optimizers import FusedRMSprop
 
 
 def count(layer) -> int:
@@ -161,3 +162,31 @@ def test_get_config_round_trip_and_keras_save_load(tmp_path):
         np.testing.assert_array_equal(a, b)
     assert int(loaded.optimizer.iterations.value) == 2
     np.testing.assert_allclose(model.decompose(images)["masks"], loaded.decompose(images)["masks"])
+
+
+def test_train_steps_apply_rmsprop_to_fresh_gradients_of_the_current_weights():
+    # Two train_steps against gradients taken independently with torch.autograd.grad and the
+    # RMSprop rule in numpy: catches gradients that accumulate across steps (no zeroing), an
+    # update applied to stale tensors (a cache that outlived set_weights), or a wrong rule.
+    lr, rho, eps = 1e-2, 0.9, 1e-10
+    model = small_model(beta=0.0)  # z = mu: the step is deterministic
+    model.compile(optimizer=FusedRMSprop(learning_rate=lr, rho=rho, epsilon=eps))
+    model.set_weights([w * 0.5 for w in model.get_weights()])
+    images = torch.as_tensor(random_images())
+    params = [v.value for v in model.trainable_weights]
+    velocity = [np.zeros(p.shape) for p in params]
+    theta = [p.detach().numpy().astype(np.float64) for p in params]
+    losses = []
+    for _ in range(2):
+        loss = model._terms(images, None, model._sigma_tensor(images.device))["loss"]
+        grads = torch.autograd.grad(loss, params)
+        losses.append(float(loss))
+        logs = model.train_step(images)
+        for i, g in enumerate(grads):
+            g = g.numpy().astype(np.float64)
+            velocity[i] = rho * velocity[i] + (1 - rho) * g**2
+            theta[i] = theta[i] - lr * g / np.sqrt(velocity[i] + eps)
+        # fit's logs: the mean of the step losses so far
+        np.testing.assert_allclose(float(logs["loss"]), np.mean(losses), rtol=1e-5)
+    for v, t in zip(model.trainable_weights, theta, strict=True):
+        np.testing.assert_allclose(v.numpy(), t, rtol=1e-4, atol=1e-6)

@@ -1,0 +1,60 @@
+"""RMSprop with Keras' update rule in fewer, fused foreach operations.
+
+Keras' torch RMSprop (``keras.src.backend.torch.optimizers.torch_rmsprop``) looks up every
+variable's ``.value`` and slot index in Python each step and runs seven foreach operations, two of
+them out-of-place products. On a GPU the step is host-bound (issue 6), so this subclass caches the
+tensor lists once and applies the same rule (Keras 3 and TF1 place epsilon inside the root)
+
+    v <- rho * v + (1 - rho) * g^2,    theta <- theta - lr * g / sqrt(v + epsilon)
+
+with ``addcmul_``/``addcdiv_``: six foreach operations, one temporary list, no Python
+look-ups. Momentum and the
+centred variant keep Keras' code path. Slot variables, their names and the saved state are
+Keras' own, so checkpoints load into either class.
+"""
+
+from __future__ import annotations
+
+import operator
+import types
+
+import keras
+import torch
+from keras.src.backend.torch.optimizers.torch_rmsprop import RMSprop as _TorchRMSprop
+
+
+@keras.saving.register_keras_serializable(package="monetk")
+class FusedRMSprop(_TorchRMSprop):
+    """``keras.optimizers.RMSprop`` on the torch backend with a fused update (see module)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # In a namespace, not a tuple: Keras would track tupled variables as the optimizer's own.
+        self._fused_cache = types.SimpleNamespace(variables=(), params=[], velocities=[])
+
+    def _parallel_update_step(self, grads, variables, learning_rate):
+        if self.momentum > 0 or self.centered:
+            return super()._parallel_update_step(grads, variables, learning_rate)
+        params, velocities = self._tensors(variables)
+        rho = self.rho
+        torch._foreach_mul_(velocities, rho)
+        torch._foreach_addcmul_(velocities, grads, grads, value=1 - rho)
+        denominators = torch._foreach_add(velocities, self.epsilon)
+        torch._foreach_sqrt_(denominators)
+        # lr is a device tensor (Keras' variable or a schedule's value): no host sync to read it.
+        lr = keras.ops.convert_to_tensor(learning_rate).to(params[0].dtype)
+        torch._foreach_div_(denominators, lr)
+        torch._foreach_addcdiv_(params, grads, denominators, value=-1.0)
+        return None
+
+    def _tensors(self, variables) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The torch tensors of ``variables`` and of their velocity slots, cached while the
+        variables are the same objects (Keras assigns to them in place)."""
+        cache = self._fused_cache
+        if (len(cache.variables) != len(variables)
+                or any(map(operator.is_not, cache.variables, variables))):
+            cache.variables = tuple(variables)
+            cache.params = [v.value for v in variables]
+            cache.velocities = [self._velocities[self._get_variable_index(v)].value
+                                for v in variables]
+        return cache.params, cache.velocities

@@ -1,0 +1,73 @@
+"""FusedRMSprop: Keras' RMSprop rule (epsilon inside the root), against closed forms and Keras."""
+
+import keras
+import numpy as np
+import pytest
+import torch
+
+from monetk.optimizers import FusedRMSprop
+
+SHAPES = [(3, 3, 4, 8), (8,), (5, 2)]
+
+
+def _variables(rng):
+    return [keras.Variable(rng.normal(size=s).astype("float32")) for s in SHAPES]
+
+
+def _grads(rng):
+    return [torch.as_tensor(rng.normal(size=s).astype("float32")) for s in SHAPES]
+
+
+def test_two_steps_follow_the_closed_form():
+    rng = np.random.default_rng(0)
+    lr, rho, eps = 1e-2, 0.9, 1e-7
+    variables = _variables(rng)
+    theta = [v.numpy().astype(np.float64) for v in variables]
+    optimizer = FusedRMSprop(learning_rate=lr, rho=rho, epsilon=eps)
+    velocity = [np.zeros_like(t) for t in theta]
+    for _ in range(2):
+        grads = _grads(rng)
+        with torch.no_grad():
+            optimizer.apply(grads, variables)
+        for i, g in enumerate(grads):
+            g = g.numpy().astype(np.float64)
+            velocity[i] = rho * velocity[i] + (1 - rho) * g**2
+            theta[i] = theta[i] - lr * g / np.sqrt(velocity[i] + eps)
+    for v, t in zip(variables, theta, strict=True):
+        np.testing.assert_allclose(v.numpy(), t, rtol=1e-5, atol=1e-6)
+    assert int(optimizer.iterations.numpy()) == 2
+
+
+@pytest.mark.parametrize("options", [{}, {"momentum": 0.5}, {"centered": True},
+                                     {"learning_rate": keras.optimizers.schedules.ExponentialDecay(
+                                         1e-2, decay_steps=3, decay_rate=0.5)}])
+def test_matches_keras_rmsprop_over_many_steps(options):
+    rng = np.random.default_rng(1)
+    ours = _variables(rng)
+    theirs = [keras.Variable(v.numpy()) for v in ours]
+    kwargs = {"learning_rate": 1e-2, "rho": 0.9, "epsilon": 1e-10, **options}
+    fused, reference = FusedRMSprop(**kwargs), keras.optimizers.RMSprop(**kwargs)
+    for _ in range(20):
+        grads = _grads(rng)
+        with torch.no_grad():
+            fused.apply(grads, ours)
+            reference.apply([g.clone() for g in grads], theirs)
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=2e-5, atol=1e-6)
+
+
+def test_state_loads_into_keras_rmsprop_and_back():
+    rng = np.random.default_rng(2)
+    variables = _variables(rng)
+    fused = FusedRMSprop(learning_rate=1e-3)
+    with torch.no_grad():
+        fused.apply(_grads(rng), variables)
+    reference = keras.optimizers.RMSprop(learning_rate=1e-3)
+    reference.build(variables)
+    store = {}
+    fused.save_own_variables(store)  # what Keras' checkpoints write and read
+    reference.load_own_variables(store)
+    for a, b in zip(fused.variables, reference.variables, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    restored = keras.optimizers.deserialize(keras.optimizers.serialize(fused))
+    assert isinstance(restored, FusedRMSprop) and restored.get_config() == fused.get_config()
