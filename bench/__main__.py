@@ -18,7 +18,7 @@ from typing import Any
 
 RESULTS_DIR = Path(__file__).parent / "results"
 SECTIONS = ("train", "data", "eval")
-CASE_NAMES = ("demo-b8", "default-b4", "default-b64")
+CASE_NAMES = ("host-b1", "demo-b8", "default-b4", "default-b64")
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -207,7 +207,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if cuda:  # GPU steps take milliseconds: many steps per round, whatever the CPU sizes
             cases = [dataclasses.replace(case, rounds=3, steps=max(case.steps, 20),
                                          warmup=max(case.warmup, 2),
-                                         prime_steps=max(case.prime_steps, 3), epoch_clock=True)
+                                         prime_steps=max(case.prime_steps, 3),
+                                         prime_eager=True, diagnostics=True)
                      for case in cases]
         results["train"] = {}
         for case in cases:

@@ -38,6 +38,10 @@ def peer_status() -> str | None:
     return None
 
 
+class UnsupportedConfig(ValueError):
+    """monet-pytorch cannot express this monetk config."""
+
+
 def _require() -> None:
     status = peer_status()
     if status is not None:
@@ -47,20 +51,20 @@ def _require() -> None:
 def build_peer(model) -> nn.Module:
     """monet-pytorch's ``Monet`` with the widths of the monetk MONet ``model`` (closest match).
 
-    Raises ValueError when its U-Net cannot express the config (it supports 4-6 blocks and a
+    Raises UnsupportedConfig when its U-Net cannot express the config (it supports 4-6 blocks and a
     4 x 4 bottleneck only).
     """
+    size = model.image_size
+    blocks = model.unet_blocks or int(math.log2(size)) - 1
+    if blocks not in (4, 5, 6) or size // 2 ** (blocks - 1) != 4:
+        raise UnsupportedConfig(f"monet-pytorch's U-Net needs 4-6 blocks and a 4x4 bottleneck, got "
+                                f"image_size={size}, unet_blocks={blocks}")
     _require()
     from monet_pytorch import Monet
     from monet_pytorch.template.encoder_decoder import BroadcastDecoderNet
     from monet_pytorch.template.sequential_cnn import make_sequential_cnn_from_config
     from monet_pytorch.unet import UNet
 
-    size = model.image_size
-    blocks = model.unet_blocks or int(math.log2(size)) - 1
-    if blocks not in (4, 5, 6) or size // 2 ** (blocks - 1) != 4:
-        raise ValueError(f"monet-pytorch's U-Net needs 4-6 blocks and a 4x4 bottleneck, got "
-                         f"image_size={size}, unet_blocks={blocks}")
     unet = UNet(model.channels, blocks, model.unet_base_width, model.unet_mlp_hidden[0])
     side = size
     for _ in model.encoder_channels:

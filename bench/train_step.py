@@ -38,7 +38,10 @@ LOSS_TOLERANCE = 1e-4
 class Case:
     """One training-step measurement: a model and batch size, and how long to measure it
     (``rounds`` of ``steps`` per variant, the first ``warmup`` of each dropped, after one
-    priming call of ``prime_steps`` that compiles and warms every variant up)."""
+    priming call of ``prime_steps`` that compiles and warms the variants up: all of them, or
+    only the compiled ones when ``prime_eager`` is False). ``diagnostics`` adds the variants that
+    explain rather than compare: the channels-last twin, the epoch-clock timings of ``fit`` and
+    monet-pytorch in its own configuration."""
 
     name: str
     image_size: int
@@ -48,19 +51,26 @@ class Case:
     steps: int = 8
     warmup: int = 1
     prime_steps: int = 2
-    epoch_clock: bool = True  # also time fit with an epoch-level clock only
+    prime_eager: bool = True
+    diagnostics: bool = True
 
 
 CASES = {
+    # Host-bound like a GPU step: the default widths at 16 px and batch 1 take ~20 ms a step on
+    # one CPU thread, most of it per-operation overhead (the paper's model at 64 px, batch 4, is
+    # compute-bound on a CPU: ~0.45 s a step).
+    "host-b1": Case("host-b1", 16, {}, 1, rounds=5, steps=40, warmup=5, prime_steps=4,
+                    diagnostics=False),
     "demo-b8": Case("demo-b8", 32, DEMO_MODEL, 8),
     "default-b4": Case("default-b4", 64, {}, 4, rounds=3, steps=4),
-    # ~10-20 s a step on this 2-core CPU: one measured step per variant and round.
+    # ~10-20 s a step on a 2-core CPU: one measured step per variant and round; an eager step
+    # needs no warm-up at this size.
     "default-b64": Case("default-b64", 64, {}, 64, rounds=2, steps=1, warmup=0,
-                        prime_steps=1, epoch_clock=False),
+                        prime_steps=1, prime_eager=False, diagnostics=False),
 }
 #: ``--quick``: the demo model, few steps, for checks of the harness itself.
 QUICK_CASE = Case("demo-b8-quick", 32, DEMO_MODEL, 8, rounds=1, steps=3, warmup=1,
-                  prime_steps=2, epoch_clock=False)
+                  prime_steps=2, diagnostics=False)
 
 
 @dataclass
@@ -153,24 +163,24 @@ def build_variants(case: Case, settings: Settings, images: np.ndarray) -> tuple[
     train_cfg = config["train"]
     model = build_monetk(config)
     twin = twin_from_monetk(model)
-    twin_cl = twin_from_monetk(model, channels_last=True)
     info: dict[str, Any] = {
         "parameters": {"monetk": model.count_params(),
                        "twin": sum(p.numel() for p in twin.parameters())},
         "loss_rel_diff_twin": check_same_loss(model, twin, images[:case.batch_size]),
-        "loss_rel_diff_twin_channels_last": check_same_loss(model, twin_cl,
-                                                            images[:case.batch_size]),
     }
     dev, b = settings.device, case.batch_size
     variants = [
         Variant("monetk fit eager", _fit_steps(model, images, b, dev, False)),
         Variant(REFERENCE, _torch_steps(twin, lambda x: twin.loss(x, True, mp)["loss"],
                                         twin.images_to_input, images, b, train_cfg, dev)),
-        Variant("twin eager channels_last",
-                _torch_steps(twin_cl, lambda x: twin_cl.loss(x, True, mp)["loss"],
-                             twin_cl.images_to_input, images, b, train_cfg, dev)),
     ]
-    if case.epoch_clock:
+    if case.diagnostics:
+        twin_cl = twin_from_monetk(model, channels_last=True)
+        info["loss_rel_diff_twin_channels_last"] = check_same_loss(model, twin_cl,
+                                                                   images[:case.batch_size])
+        variants.append(Variant("twin eager channels_last", _torch_steps(
+            twin_cl, lambda x: twin_cl.loss(x, True, mp)["loss"], twin_cl.images_to_input,
+            images, b, train_cfg, dev)))
         variants.append(Variant("monetk fit eager (epoch clock)",
                                 _fit_steps(model, images, b, dev, True)))
     if settings.compile:
@@ -183,22 +193,25 @@ def build_variants(case: Case, settings: Settings, images: np.ndarray) -> tuple[
                 twin_c, lambda x: twin_loss(x, True, mp)["loss"], twin_c.images_to_input,
                 images, b, train_cfg, dev)),
         ]
-        if case.epoch_clock:
+        if case.diagnostics:
             variants.append(Variant("monetk fit compiled (epoch clock)",
                                     _fit_steps(compiled, images, b, dev, True)))
     if settings.peer:
         status = peer.peer_status()
-        if status is None:
-            variants += _peer_variants(case, model, images, train_cfg, dev, info)
-        else:
+        if status is not None:
             settings.skipped["peer"] = status
+        else:
+            try:
+                variants += _peer_variants(case, model, images, train_cfg, dev, info)
+            except peer.UnsupportedConfig as err:
+                settings.skipped[f"peer at {case.name}"] = str(err)
     return variants, {"model": model, **info}
 
 
 def _peer_variants(case: Case, model: MONet, images: np.ndarray, train_cfg: dict[str, Any],
                    device: str, info: dict[str, Any]) -> list[Variant]:
     builds = {"monet-pytorch (closest config)": peer.build_peer(model)}
-    if case.image_size == 64 and model.num_slots == 5 and not case.model:
+    if case.diagnostics and case.image_size == 64 and model.num_slots == 5 and not case.model:
         builds["monet-pytorch (its own config)"] = peer.build_stock_peer()
     variants = []
     for name, module in builds.items():
@@ -224,9 +237,10 @@ def measure_case(case: Case, settings: Settings) -> dict[str, Any]:
     model = info.pop("model")
     primed = {}
     for variant in variants:
-        start = time.perf_counter()
-        variant.run(case.prime_steps, case.prime_steps - 1)
-        primed[variant.name] = time.perf_counter() - start
+        if case.prime_eager or "compiled" in variant.name:
+            start = time.perf_counter()
+            variant.run(case.prime_steps, case.prime_steps - 1)
+            primed[variant.name] = time.perf_counter() - start
     graphs = _graphs()
     table = interleave(variants, case.rounds, case.steps, case.warmup, REFERENCE)
     return {**info, "batch_size": case.batch_size, "image_size": case.image_size,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench import peer
+from bench import peer, train_step
 from bench.__main__ import pair_ratio, parse_args, targets
 from bench.data_eval import _Consumer, write_multi_dsprites_records
 from bench.timing import StepClock, Variant, interleave, intervals, median
@@ -197,6 +197,22 @@ def test_peer_closest_config_differs_from_monetk_only_by_its_two_channel_head():
     assert peer.parameter_count(built) == model.count_params() + model.unet_base_width + 1
     out = built(torch.rand(2, 3, 64, 64))
     assert out["loss"].ndim == 0 and torch.isfinite(out["loss"])
+
+
+def test_peer_refuses_a_config_its_unet_cannot_express_and_the_case_records_why():
+    # host-b1 (16 px: a 3-block U-Net) is outside monet-pytorch's 4-6 blocks; the error comes
+    # before any import of the peer, so this holds whether or not it is installed.
+    with pytest.raises(peer.UnsupportedConfig, match="image_size=16, unet_blocks=3"):
+        peer.build_peer(MONet(image_size=16))
+    settings = train_step.Settings(compile=False, peer=True)
+    case = train_step.CASES["host-b1"]
+    images = np.zeros((1, 16, 16, 3), np.uint8)
+    variants, _ = train_step.build_variants(case, settings, images)
+    assert not any(v.name.startswith("monet-pytorch") for v in variants)
+    if peer.peer_status() is None:
+        assert "unet_blocks=3" in settings.skipped["peer at host-b1"]
+    else:  # not installed: that is the reason given
+        assert settings.skipped["peer"] == peer.peer_status()
 
 
 @pytest.mark.slow
