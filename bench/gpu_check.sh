@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One prepared check on a CUDA machine (the device tool): the runner's smoke profile end to end on
-# the GPU, then the training-step benchmark at 64 px in fp32 and bf16, eager and compiled.
+# the GPU, then the training-step benchmark in fp32 and bf16, eager and compiled: the paper's size
+# (64 px, batch 64) and the host-bound case (16 px, batch 1) that the CPU uses as its proxy.
 # Needs keras/optree/namex/crc32c wheels in .whl/ where the machine lacks them (see README).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 KERAS_BACKEND=torch
@@ -26,7 +27,7 @@ for path in sorted(glob.glob("/tmp/runs/store/*/result.json")):
     r = json.load(open(path))
     print(r["status"], r["device"], r["steps"], r["final"]["fg_ari"])
 PY
-timeout 300 python3 -m bench --sections train --cases default-b64 --no-peer \
+timeout 420 python3 -m bench --sections train --cases host-b1,default-b64 --no-peer \
   --out "$OUT/bench_b64.json" 2>&1 | tee "$OUT/bench_b64.log"
 timeout 120 python3 -m bench --sections train,eval --cases default-b4 --no-peer --no-compile \
   --out "$OUT/bench_b4.json" 2>&1 | tee "$OUT/bench_b4.log"
