@@ -174,7 +174,7 @@ def print_report(results: dict[str, Any]) -> None:
     print("\n== targets")
     for row in results["targets"]:
         verdict = {True: "met", False: "MISSED", None: "not measured"}[row["met"]]
-        print(f"{row['target']:62s} {_fmt(row['value']):>8s}  {verdict}")
+        print(f"{row['target']:62s} {_fmt(row['value'], '.3f'):>8s}  {verdict}")
     for what, why in results.get("skipped", {}).items():
         print(f"skipped {what}: {why}")
 
