@@ -16,8 +16,6 @@ cache) and are standardised to ``value_range`` on the device.
 
 from __future__ import annotations
 
-import operator
-import types
 from collections.abc import Sequence
 
 import keras
@@ -29,6 +27,7 @@ from monetk import losses
 from monetk.config import sigma_per_slot
 from monetk.layers import AttentionUNet, BroadcastDecoder, ComponentEncoder
 from monetk.trackers import TermMeans
+from monetk.variable_cache import PerVariableCache
 
 TERM_NAMES = ("loss", "recon", "latent", "mask", "mse")
 
@@ -85,8 +84,7 @@ class MONet(keras.Model):
         self._slot_sigmas = sigma_per_slot(self.sigmas, num_slots)
         self._constants: dict = {}
         self._step: int | None = None  # host-side copy of optimizer.iterations (no device sync)
-        # In a namespace, not a list: Keras would track listed variables as the model's own.
-        self._trainable_cache = types.SimpleNamespace(variables=[], tensors=[])
+        self._tensors_of = PerVariableCache(lambda v: v.value)
         self._terms_fn = torch.compile(self._terms) if self.compile_forward else self._terms
         self.built = True
 
@@ -202,14 +200,11 @@ class MONet(keras.Model):
         return self.term_means.result()
 
     def _trainable_tensors(self) -> tuple[list, list[torch.Tensor]]:
-        """The trainable Keras variables and their torch tensors, cached: ``Variable.value`` is a
-        property with a few microseconds of bookkeeping per call, and the tensors are stable
-        (Keras assigns in place). Rebuilt when the trainable variables change."""
-        variables, cache = self.trainable_weights, self._trainable_cache
-        if (len(cache.variables) != len(variables)
-                or any(map(operator.is_not, cache.variables, variables))):
-            cache.variables, cache.tensors = variables, [v.value for v in variables]
-        return variables, cache.tensors
+        """The trainable Keras variables and their torch tensors (cached, see
+        :mod:`monetk.variable_cache`)."""
+        variables = self.trainable_weights
+        (tensors,) = self._tensors_of(variables)
+        return variables, tensors
 
     def _use_autocast(self, x: torch.Tensor) -> bool:
         """bf16 autocast of the forward on CUDA when ``mixed_precision`` (losses stay float32)."""

@@ -15,12 +15,11 @@ Keras' own, so checkpoints load into either class.
 
 from __future__ import annotations
 
-import operator
-import types
-
 import keras
 import torch
 from keras.src.backend.torch.optimizers.torch_rmsprop import RMSprop as _TorchRMSprop
+
+from monetk.variable_cache import PerVariableCache
 
 
 @keras.saving.register_keras_serializable(package="monetk")
@@ -29,8 +28,8 @@ class FusedRMSprop(_TorchRMSprop):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # In a namespace, not a tuple: Keras would track tupled variables as the optimizer's own.
-        self._fused_cache = types.SimpleNamespace(variables=(), params=[], velocities=[])
+        self._tensors = PerVariableCache(
+            lambda v: v.value, lambda v: self._velocities[self._get_variable_index(v)].value)
 
     def _parallel_update_step(self, grads, variables, learning_rate):
         if self.momentum > 0 or self.centered:
@@ -46,15 +45,3 @@ class FusedRMSprop(_TorchRMSprop):
         torch._foreach_div_(denominators, lr)
         torch._foreach_addcdiv_(params, grads, denominators, value=-1.0)
         return None
-
-    def _tensors(self, variables) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """The torch tensors of ``variables`` and of their velocity slots, cached while the
-        variables are the same objects (Keras assigns to them in place)."""
-        cache = self._fused_cache
-        if (len(cache.variables) != len(variables)
-                or any(map(operator.is_not, cache.variables, variables))):
-            cache.variables = tuple(variables)
-            cache.params = [v.value for v in variables]
-            cache.velocities = [self._velocities[self._get_variable_index(v)].value
-                                for v in variables]
-        return cache.params, cache.velocities
