@@ -1,16 +1,15 @@
 """RMSprop with Keras' update rule in fewer, fused foreach operations.
 
 Keras' torch RMSprop (``keras.src.backend.torch.optimizers.torch_rmsprop``) looks up every
-variable's ``.value`` and slot index in Python each step and runs seven foreach operations, two of
-them out-of-place products. On a GPU the step is host-bound (issue 6), so this subclass caches the
+variable's ``.value`` and slot index in Python each step and runs eight foreach operations, four
+of them out of place. On a GPU the step is host-bound (issue 6), so this subclass caches the
 tensor lists once and applies the same rule (Keras 3 and TF1 place epsilon inside the root)
 
     v <- rho * v + (1 - rho) * g^2,    theta <- theta - lr * g / sqrt(v + epsilon)
 
-with ``addcmul_``/``addcdiv_``: six foreach operations, one temporary list, no Python
-look-ups. Momentum and the
-centred variant keep Keras' code path. Slot variables, their names and the saved state are
-Keras' own, so checkpoints load into either class.
+with ``addcmul_``/``addcdiv_``: six foreach operations, one temporary list, no per-variable
+Python. Momentum and the centred variant keep Keras' code path. Slot variables, their names and
+the saved state are Keras' own, so checkpoints load into either class.
 """
 
 from __future__ import annotations
