@@ -200,7 +200,7 @@ def _value(variable) -> torch.Tensor:
 
 def _copy_conv(conv: nn.Conv2d, weights: tuple) -> None:
     kernel, bias = weights
-    conv.weight.copy_(_value(kernel).permute(3, 2, 0, 1))
+    conv.weight.copy_(_value(kernel).permute(0, 3, 1, 2))
     if bias is not None:
         conv.bias.copy_(_value(bias))
 

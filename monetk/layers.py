@@ -8,10 +8,14 @@ made the step 1.5x slower than plain PyTorch at small batch. Here each network i
 (weights tracked, saved and optimised by Keras) whose ``call`` is a handful of torch kernels on
 NCHW tensors in the channels-last memory format, and the whole forward can be ``torch.compile``-d.
 
-Kernels are stored in Keras' layout (``[kh, kw, in, out]`` for convolutions, ``[in, out]`` for dense
-layers) so Keras' initialisers compute fans correctly; they are permuted (a view) at call time.
-Initialisation follows PyTorch's defaults (uniform, bound 1/sqrt(fan_in)), as in the public PyTorch
-MONet implementations; biases start at zero.
+Convolution kernels are stored ``[out, kh, kw, in]``: permuted (a view) to torch's
+``[out, in, kh, kw]`` they are in the channels-last memory format the convolutions run in, so no
+layout copy of the weights or of their gradients is made (Keras' ``[kh, kw, in, out]`` cost a
+copy of each kernel forward and of its gradient backward). Files saved with Keras' layout (monetk
+before this layout) still load: their configs lack ``saved_conv_layout`` and the loader re-lays
+their kernels. Dense kernels keep Keras' ``[in, out]``. Initialisation
+follows PyTorch's defaults (uniform, bound 1/sqrt(fan_in)), as in the public PyTorch MONet
+implementations; biases start at zero.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -26,27 +31,59 @@ from monetk.backend import ensure_torch_backend
 
 ensure_torch_backend()
 
-_TORCH_DEFAULT_INIT = {"class_name": "VarianceScaling",
-                       "config": {"scale": 1.0 / 3.0, "mode": "fan_in", "distribution": "uniform"}}
+CONV_LAYOUTS = ("ohwi", "hwio")
 
 
-def _kernel_init() -> keras.initializers.Initializer:
-    return keras.initializers.get(_TORCH_DEFAULT_INIT)
+def _kernel_init(fan_in: int) -> keras.initializers.Initializer:
+    """PyTorch's default initialisation: uniform on +-1/sqrt(fan_in)."""
+    bound = 1.0 / math.sqrt(fan_in)
+    return keras.initializers.RandomUniform(-bound, bound)
 
 
 class _TorchOpsLayer(keras.layers.Layer):
-    """A layer that creates its weights in ``__init__`` (all shapes are known from the config)."""
+    """A layer that creates its weights in ``__init__`` (all shapes are known from the config).
+
+    ``saved_conv_layout`` is the convolution-kernel layout of the file the weights will be loaded
+    from: ``"ohwi"`` (``[out, kh, kw, in]``, what this version saves) or ``"hwio"`` (Keras'
+    ``[kh, kw, in, out]``, what files saved before it hold; their configs lack the key)."""
+
+    def __init__(self, saved_conv_layout: str = "ohwi", **kwargs):
+        super().__init__(**kwargs)
+        if saved_conv_layout not in CONV_LAYOUTS:
+            raise ValueError(f"saved_conv_layout={saved_conv_layout!r} is not one of "
+                             f"{', '.join(CONV_LAYOUTS)}")
+        self.saved_conv_layout = saved_conv_layout
+        self._conv_kernels: list = []
+
+    @classmethod
+    def from_config(cls, config: dict) -> _TorchOpsLayer:
+        return cls(**{"saved_conv_layout": "hwio", **config})
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "saved_conv_layout": "ohwi"}
+
+    def load_own_variables(self, store) -> None:
+        """Keras' loader, re-laying ``[kh, kw, in, out]`` conv kernels of older files."""
+        if self.saved_conv_layout == "hwio":
+            kernels = {id(kernel) for kernel in self._conv_kernels}
+            variables = self._trainable_variables + self._non_trainable_variables
+            store = {str(i): (np.transpose(np.asarray(store[str(i)]), (3, 0, 1, 2))
+                              if id(v) in kernels else store[str(i)])
+                     for i, v in enumerate(variables)}
+        super().load_own_variables(store)
+        self.saved_conv_layout = "ohwi"  # the variables now hold this version's layout
 
     def _conv(self, name: str, size: int, c_in: int, c_out: int, bias: bool) -> tuple:
-        kernel = self.add_weight(name=f"{name}_kernel", shape=(size, size, c_in, c_out),
-                                 initializer=_kernel_init())
+        kernel = self.add_weight(name=f"{name}_kernel", shape=(c_out, size, size, c_in),
+                                 initializer=_kernel_init(size * size * c_in))
+        self._conv_kernels.append(kernel)
         b = (self.add_weight(name=f"{name}_bias", shape=(c_out,), initializer="zeros")
              if bias else None)
         return kernel, b
 
     def _dense(self, name: str, c_in: int, c_out: int) -> tuple:
         kernel = self.add_weight(name=f"{name}_kernel", shape=(c_in, c_out),
-                                 initializer=_kernel_init())
+                                 initializer=_kernel_init(c_in))
         return kernel, self.add_weight(name=f"{name}_bias", shape=(c_out,), initializer="zeros")
 
     def _norm(self, name: str, channels: int) -> tuple:
@@ -58,9 +95,9 @@ class _TorchOpsLayer(keras.layers.Layer):
 
 
 def conv2d(x: torch.Tensor, weights: tuple, stride: int = 1, padding: int = 0) -> torch.Tensor:
-    """Convolution with a Keras-layout kernel ``[kh, kw, in, out]`` on an NCHW tensor."""
+    """Convolution with a kernel stored ``[out, kh, kw, in]`` on an NCHW tensor."""
     kernel, bias = weights
-    w = kernel.value.permute(3, 2, 0, 1)
+    w = kernel.value.permute(0, 3, 1, 2)
     return F.conv2d(x, w, None if bias is None else bias.value, stride=stride, padding=padding)
 
 

@@ -39,7 +39,9 @@ class MONet(keras.Model):
     Args mirror ``monetk.config.DEFAULTS["model"]`` and ``["loss"]`` plus ``image_size``,
     ``channels``, ``value_range``, ``noise_seed`` (seed of the posterior sampling noise) and
     ``compile_forward`` (wrap the forward and loss in ``torch.compile``) and ``mixed_precision``
-    (bf16 autocast of the forward on CUDA).
+    (bf16 autocast of the forward on CUDA). ``saved_conv_layout`` is for loading only (see
+    ``monetk.layers``): a config without it comes from a file whose conv kernels are in Keras'
+    ``[kh, kw, in, out]``.
     """
 
     def __init__(self, image_size: int = 64, channels: int = 3, num_slots: int = 5,
@@ -52,7 +54,7 @@ class MONet(keras.Model):
                  beta: float = 0.5, gamma: float = 0.25, sigmas: Sequence[float] = (0.09, 0.11),
                  ir_sigma: float = 0.09, value_range: Sequence[float] = (-1.0, 1.0),
                  noise_seed: int = 0, compile_forward: bool = False,
-                 mixed_precision: bool = False, **kwargs):
+                 mixed_precision: bool = False, saved_conv_layout: str = "ohwi", **kwargs):
         super().__init__(**kwargs)
         choices = (("reconstruction", reconstruction, losses.RECONSTRUCTION),
                    ("latent", latent, losses.LATENT), ("mask", mask, losses.MASK))
@@ -74,12 +76,13 @@ class MONet(keras.Model):
         self.noise_seed, self.compile_forward = int(noise_seed), bool(compile_forward)
         self.mixed_precision = bool(mixed_precision)
 
+        layout = {"saved_conv_layout": saved_conv_layout}
         self.attention = AttentionUNet(image_size, channels + 1, unet_base_width, unet_blocks,
-                                       self.unet_mlp_hidden, name="attention")
+                                       self.unet_mlp_hidden, name="attention", **layout)
         self.encoder = ComponentEncoder(image_size, channels + 1, self.encoder_channels,
-                                        encoder_mlp_hidden, latent_size, name="encoder")
+                                        encoder_mlp_hidden, latent_size, name="encoder", **layout)
         self.decoder = BroadcastDecoder(image_size, latent_size, decoder_channels,
-                                        decoder_layers, channels + 1, name="decoder")
+                                        decoder_layers, channels + 1, name="decoder", **layout)
         self.term_means = TermMeans(TERM_NAMES)
         self._slot_sigmas = sigma_per_slot(self.sigmas, num_slots)
         self._constants: dict = {}
@@ -235,8 +238,13 @@ class MONet(keras.Model):
         self.train(was_training)
         return {k: torch.cat(v).float().cpu().numpy() for k, v in parts.items()}
 
+    @classmethod
+    def from_config(cls, config: dict, custom_objects=None) -> MONet:
+        return cls(**{"saved_conv_layout": "hwio", **config})
+
     def get_config(self) -> dict:
-        return {**super().get_config(), "image_size": self.image_size, "channels": self.channels,
+        return {**super().get_config(), "saved_conv_layout": "ohwi",
+                "image_size": self.image_size, "channels": self.channels,
                 "num_slots": self.num_slots, "unet_base_width": self.unet_base_width,
                 "unet_blocks": self.unet_blocks, "unet_mlp_hidden": self.unet_mlp_hidden,
                 "encoder_channels": self.encoder_channels,

@@ -63,7 +63,7 @@ def test_twin_with_monetk_weights_gives_the_same_loss_terms(demo):
 def _grad_error(keras_variable, torch_param, conv: bool) -> float:
     """Largest difference of the two gradients, relative to the largest gradient entry."""
     grad = keras_variable.value.grad
-    grad = grad.permute(3, 2, 0, 1) if conv else grad.T
+    grad = grad.permute(0, 3, 1, 2) if conv else grad.T
     return float((grad - torch_param.grad).abs().max() / torch_param.grad.abs().max())
 
 
