@@ -20,6 +20,7 @@ import torch
 from bench import peer
 from bench.timing import EpochClock, StepClock, Variant, interleave, median, sync, time_loop
 from bench.torch_monet import TorchMONet, twin_from_monetk
+from monetk.callbacks import EpochCallbackList
 from monetk.config import resolve
 from monetk.data import generate_multi_dsprites
 from monetk.experiment import build_model, build_optimizer
@@ -120,13 +121,12 @@ def _fit_steps(model: MONet, images: np.ndarray, batch_size: int, device: str,
                epoch_clock: bool) -> Callable[[int, int], list[float]]:
     def run(steps: int, warmup: int) -> list[float]:
         batches = TrainBatches(images, batch_size, steps, seed=0)
-        if epoch_clock:
-            clock = EpochClock(device)
-            model.fit(batches, epochs=1, verbose=0, callbacks=[clock])
-            return [clock.epoch_times[0] / steps]
-        clock = StepClock(device)
-        model.fit(batches, epochs=1, verbose=0, callbacks=[clock])
-        return clock.step_times(warmup)
+        clock = EpochClock(device) if epoch_clock else StepClock(device)
+        # The callback list monetk's runs use (monetk.experiment.run_experiment).
+        callbacks = EpochCallbackList([clock], add_history=True, model=model, epochs=1,
+                                      steps=steps, verbose=0)
+        model.fit(batches, epochs=1, verbose=0, callbacks=callbacks)
+        return [clock.epoch_times[0] / steps] if epoch_clock else clock.step_times(warmup)
 
     return run
 

@@ -24,6 +24,7 @@ import torch
 import monetk
 from monetk.callbacks import (
     CheckEvaluator,
+    EpochCallbackList,
     EpochCursor,
     HistoryLog,
     NaNGuard,
@@ -156,8 +157,10 @@ def run_experiment(config: dict[str, Any], run_dir: str | Path,
     already_stopped = state is not None and state["stop_training"]
     if initial_epoch < epochs and not already_stopped:
         # shuffle=False: the batch of step t is a function of (seed, t), which resume relies on.
+        callback_list = EpochCallbackList(callbacks, add_history=True, model=model,
+                                          epochs=epochs, steps=spe, verbose=0)
         model.fit(batches, epochs=epochs, initial_epoch=initial_epoch, verbose=0,
-                  callbacks=callbacks, shuffle=False)
+                  callbacks=callback_list, shuffle=False)
     steps = history.rows[-1]["step"] if history.rows else 0
 
     result: dict[str, Any] = {
