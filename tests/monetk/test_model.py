@@ -136,10 +136,13 @@ def test_loss_terms_follow_eq_6_with_the_image_channels_in_eq_10(channels):
     np.testing.assert_allclose(float(terms["mse"]), recon, rtol=1e-5)
 
 
-def test_upsample_matches_nearest_interpolation():
-    x = torch.arange(24.0).reshape(1, 2, 3, 4)
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_upsample_matches_nearest_interpolation_and_is_channels_last(memory_format):
+    x = torch.arange(48.0).reshape(1, 4, 3, 4).contiguous(memory_format=memory_format)
     expected = torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
-    torch.testing.assert_close(upsample2x(x), expected)
+    up = upsample2x(x)
+    torch.testing.assert_close(up, expected)
+    assert up.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_unknown_loss_name_is_rejected_with_allowed_values():
