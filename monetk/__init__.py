@@ -5,4 +5,4 @@ from monetk.backend import ensure_torch_backend
 
 ensure_torch_backend()
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

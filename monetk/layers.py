@@ -34,6 +34,12 @@ ensure_torch_backend()
 CONV_LAYOUTS = ("ohwi", "hwio")
 
 
+def hwio_to_ohwi(kernel) -> np.ndarray:
+    """A conv kernel (or an optimizer slot of one) from Keras' ``[kh, kw, in, out]`` to
+    ``[out, kh, kw, in]``."""
+    return np.transpose(np.asarray(kernel), (3, 0, 1, 2))
+
+
 def _kernel_init(fan_in: int) -> keras.initializers.Initializer:
     """PyTorch's default initialisation: uniform on +-1/sqrt(fan_in)."""
     bound = 1.0 / math.sqrt(fan_in)
@@ -67,8 +73,7 @@ class _TorchOpsLayer(keras.layers.Layer):
         if self.saved_conv_layout == "hwio":
             kernels = {id(kernel) for kernel in self._conv_kernels}
             variables = self._trainable_variables + self._non_trainable_variables
-            store = {str(i): (np.transpose(np.asarray(store[str(i)]), (3, 0, 1, 2))
-                              if id(v) in kernels else store[str(i)])
+            store = {str(i): hwio_to_ohwi(store[str(i)]) if id(v) in kernels else store[str(i)]
                      for i, v in enumerate(variables)}
         super().load_own_variables(store)
         self.saved_conv_layout = "ohwi"  # the variables now hold this version's layout

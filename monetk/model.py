@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from monetk import losses
 from monetk.config import sigma_per_slot
-from monetk.layers import AttentionUNet, BroadcastDecoder, ComponentEncoder
+from monetk.layers import AttentionUNet, BroadcastDecoder, ComponentEncoder, hwio_to_ohwi
 from monetk.trackers import TermMeans
 from monetk.variable_cache import PerVariableCache
 
@@ -75,6 +75,7 @@ class MONet(keras.Model):
         self.value_range = [float(v) for v in value_range]
         self.noise_seed, self.compile_forward = int(noise_seed), bool(compile_forward)
         self.mixed_precision = bool(mixed_precision)
+        self._loads_hwio_file = saved_conv_layout == "hwio"
 
         layout = {"saved_conv_layout": saved_conv_layout}
         self.attention = AttentionUNet(image_size, channels + 1, unet_base_width, unet_blocks,
@@ -242,6 +243,13 @@ class MONet(keras.Model):
     def from_config(cls, config: dict, custom_objects=None) -> MONet:
         return cls(**{"saved_conv_layout": "hwio", **config})
 
+    def compile_from_config(self, config: dict) -> None:
+        """Keras' (used when a saved model is loaded); for a file with Keras-layout conv
+        kernels, the optimizer's slots of those kernels are re-laid as they load."""
+        super().compile_from_config(config)
+        if self._loads_hwio_file and getattr(self, "optimizer", None) is not None:
+            _relay_conv_slots_on_next_load(self.optimizer)
+
     def get_config(self) -> dict:
         return {**super().get_config(), "saved_conv_layout": "ohwi",
                 "image_size": self.image_size, "channels": self.channels,
@@ -255,3 +263,19 @@ class MONet(keras.Model):
                 "ir_sigma": self.ir_sigma, "value_range": self.value_range,
                 "noise_seed": self.noise_seed, "compile_forward": self.compile_forward,
                 "mixed_precision": self.mixed_precision}
+
+
+def _relay_conv_slots_on_next_load(optimizer: keras.optimizers.Optimizer) -> None:
+    """Make the next ``optimizer.load_own_variables`` re-lay 4-D arrays from Keras'
+    ``[kh, kw, in, out]``: in MONet only conv kernels are 4-D, so a 4-D optimizer variable is a
+    slot (velocity, momentum, ...) of one. Later loads are this version's layout, as saved."""
+    load = optimizer.load_own_variables
+
+    def load_relaid(store) -> None:
+        keys = store.keys()  # Keras' H5IOStore has keys() and no __iter__
+        arrays = {key: np.asarray(store[key]) for key in keys}
+        load({key: hwio_to_ohwi(a) if a.ndim == 4 else a for key, a in arrays.items()})
+        del optimizer.load_own_variables  # back to the class's method
+
+    optimizer.load_own_variables = load_relaid
+

@@ -1,5 +1,6 @@
 """The torch-ops layers against independent references: Keras' own Conv2D (same maths, Keras'
-kernel layout), torch's memory-format checks and PyTorch's default initialisation bounds."""
+kernel layout), torch's memory-format checks, PyTorch's default initialisation bounds, and what
+monetk 0.1 computed from a file it saved."""
 
 import math
 from pathlib import Path
@@ -11,6 +12,7 @@ import torch
 
 from monetk.layers import AttentionUNet, BroadcastDecoder, ComponentEncoder, conv2d
 from monetk.model import MONet
+from monetk.optimizers import FusedRMSprop
 
 
 @pytest.mark.parametrize("stride, padding, keras_padding", [(1, 1, "same"), (1, 0, "valid")])
@@ -67,22 +69,30 @@ def test_dense_kernels_use_torch_default_init():
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 
-def test_model_saved_with_keras_kernel_layout_loads_and_decomposes_as_before():
-    # Written by monetk 11d425a, whose conv kernels were Keras' [kh, kw, in, out]; the expected
-    # masks and reconstructions were computed by that version from the same weights.
+def test_model_saved_with_keras_kernel_layout_loads_and_trains_on_as_before():
+    # Written by monetk 0.1 (11d425a), whose conv kernels were Keras' [kh, kw, in, out], after two
+    # FusedRMSprop steps; the expected masks and reconstructions were computed by that version from
+    # the saved state and after one more step, which needs the optimizer's velocities re-laid too.
     expected = np.load(FIXTURES / "monet_hwio_kernels_expected.npz")
+    images = expected["images"]
     model = keras.models.load_model(FIXTURES / "monet_hwio_kernels.keras")
-    assert isinstance(model, MONet)
-    out = model.decompose(expected["images"])
+    assert isinstance(model, MONet) and isinstance(model.optimizer, FusedRMSprop)
+    assert int(model.optimizer.iterations.value) == 2
+    out = model.decompose(images)
     np.testing.assert_allclose(out["masks"], expected["masks"], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(out["reconstruction"], expected["reconstruction"],
                                rtol=1e-5, atol=1e-6)
+    model.fit(images, batch_size=2, epochs=1, verbose=0, shuffle=False)
+    out = model.decompose(images)
+    np.testing.assert_allclose(out["masks"], expected["masks_after_step"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out["reconstruction"], expected["reconstruction_after_step"],
+                               rtol=1e-4, atol=1e-5)
     # Saved again, it is in this version's layout and loads without re-laying.
     assert model.get_config()["saved_conv_layout"] == "ohwi"
     assert model.attention.saved_conv_layout == "ohwi"
 
 
-def test_a_layer_loaded_from_the_old_layout_does_not_re_lay_a_later_load(tmp_path):
+def test_a_model_loaded_from_the_old_layout_does_not_re_lay_a_later_load(tmp_path):
     model = keras.models.load_model(FIXTURES / "monet_hwio_kernels.keras")
     model.save_weights(tmp_path / "new.weights.h5")
     before = [w.copy() for w in model.get_weights()]
