@@ -87,7 +87,7 @@ DEFAULTS: dict[str, Any] = {
         "stop_ratio": 0.99,
         "continue_after_stop": False,  # record metrics when the rule fires, train to max_steps
         "checkpoint_every": 10_000,  # steps between resumable checkpoints
-        "compile": False,  # torch.compile the forward and loss
+        "compile": "auto",  # torch.compile the forward and loss: true, false, auto (on CUDA)
         "threads": None,  # torch intra-op threads (None: torch's default)
         "mixed_precision": False,  # bf16 autocast on CUDA
     },
@@ -98,6 +98,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _NULLABLE = {("data", "path"), ("model", "unet_blocks"), ("train", "threads")}
+_BOOL_OR_AUTO = {("train", "compile")}
 _CHOICES = {
     ("data", "source"): DATA_SOURCES,
     ("data", "variant"): MULTI_DSPRITES_VARIANTS,
@@ -184,6 +185,9 @@ def _check_keys(config: Any, defaults: Mapping[str, Any], path: tuple, problems:
             _check_keys(value, default, (*path, key), problems)
         elif value is None and (*path, key) in _NULLABLE:
             continue
+        elif (*path, key) in _BOOL_OR_AUTO:
+            if not (isinstance(value, bool) or value == "auto"):
+                problems.append(f"{where}: expected true, false or auto, got {value!r}")
         elif not _type_ok(value, default):
             problems.append(
                 f"{where}: expected {type(default).__name__}, got {type(value).__name__} {value!r}"

@@ -17,6 +17,9 @@ from monetk.config import DEFAULTS
 
 #: Config keys that do not change what is trained: the data cache folder and torch's thread count.
 EXECUTION_ONLY = (("data", "cache_dir"), ("train", "threads"))
+#: Execution-only keys that were hashed before they were known to be: hashed at the value every
+#: run then had, so earlier run ids stay valid (``train.compile`` was ``false`` until monetk 0.2).
+PINNED_IN_HASH = {("train", "compile"): False}
 CONTINUE_KEY = ("train", "continue_after_stop")
 
 
@@ -46,10 +49,14 @@ def _is_int(value: Any) -> bool:
 
 
 def run_id(config: Mapping[str, Any]) -> str:
-    """16 hex digits of the SHA-256 of the normalised config without :data:`EXECUTION_ONLY` keys."""
+    """16 hex digits of the SHA-256 of the normalised config without :data:`EXECUTION_ONLY` keys
+    and with :data:`PINNED_IN_HASH` keys at their pinned values."""
     view = normalize(config)
     for section, key in EXECUTION_ONLY:
         view.get(section, {}).pop(key, None)
+    for (section, key), value in PINNED_IN_HASH.items():
+        if key in view.get(section, {}):
+            view[section][key] = value
     text = json.dumps(view, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 

@@ -29,7 +29,7 @@ from monetk_runner.cli import main
 from monetk_runner.collect import effective_result, parameter_columns
 from monetk_runner.executors import ProgressFile, Task, WorkerProcesses, execute
 from monetk_runner.expand import Run, load_runs
-from monetk_runner.identity import EXECUTION_ONLY, run_id, with_continue
+from monetk_runner.identity import EXECUTION_ONLY, PINNED_IN_HASH, run_id, with_continue
 from monetk_runner.plan import Planned, plan
 from monetk_runner.progress import RunBoard
 from monetk_runner.store import POINTER, Found, RunStore
@@ -160,7 +160,17 @@ def test_every_training_value_changes_the_run_id_and_execution_values_do_not():
         for key in path[:-1]:
             node = node[key]
         node[path[-1]] = _changed(value)
-        assert (run_id(changed) == reference) == (path in EXECUTION_ONLY), path
+        hashed = path not in EXECUTION_ONLY and path not in PINNED_IN_HASH
+        assert (run_id(changed) != reference) == hashed, path
+
+
+def test_run_ids_of_earlier_versions_stay_valid():
+    # Computed by monetk 0.1, when train.compile was hashed (always false); a changed default
+    # changes every run id, and this test shows it.
+    assert run_id(resolve({})) == "31832395b5ae20e1"
+    assert run_id(resolve({"seed": 7, "loss": {"beta": 0.25}})) == "3a0bbd90bfa55e42"
+    for setting in (True, False, "auto"):
+        assert run_id(resolve({"train": {"compile": setting}})) == "31832395b5ae20e1"
 
 
 def test_run_id_ignores_int_versus_float_and_key_order():

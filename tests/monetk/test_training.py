@@ -6,9 +6,10 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from monetk.callbacks import StoppingRule
-from monetk.config import resolve
+from monetk.config import ConfigError, resolve
 from monetk.experiment import build_model, build_optimizer, run_experiment
 from monetk.pipeline import TrainBatches
 
@@ -91,6 +92,7 @@ def test_run_writes_result_history_and_examples(tmp_path):
     result = run_experiment(tiny_config(tmp_path), tmp_path / "run")
     run = tmp_path / "run"
     assert result["status"] == "ok" and result["steps"] == 20
+    assert result["device"].startswith("cpu (") and "torch.compile" not in result["device"]
     assert json.loads((run / "result.json").read_text()) == json.loads(json.dumps(result))
     history = pd.read_csv(run / "history.csv")
     assert history["step"].tolist() == [5, 10, 15, 20]
@@ -103,6 +105,19 @@ def test_run_writes_result_history_and_examples(tmp_path):
     # A finished run is not trained again.
     again = run_experiment(tiny_config(tmp_path), run)
     assert again == json.loads((run / "result.json").read_text())
+
+
+@pytest.mark.parametrize("setting, cuda, expected", [
+    (True, False, True), (False, True, False), ("auto", False, False), ("auto", True, True)])
+def test_compile_auto_compiles_only_on_cuda(monkeypatch, tmp_path, setting, cuda, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert build_model(tiny_config(tmp_path, compile=setting)).compile_forward is expected
+
+
+@pytest.mark.parametrize("bad", ["yes", 1, None])
+def test_compile_setting_names_its_allowed_values(tmp_path, bad):
+    with pytest.raises(ConfigError, match="train.compile: expected true, false or auto, got"):
+        tiny_config(tmp_path, compile=bad)
 
 
 class Killed(Exception):
@@ -146,3 +161,28 @@ def test_continue_after_stop_records_metrics_at_the_stop(tmp_path):
     assert result["stop_step"] == 10 and result["steps"] == 20 and result["continued"]
     history = pd.read_csv(tmp_path / "run" / "history.csv").set_index("step")
     assert result["at_stop"]["fg_ari"] == pytest.approx(history.loc[10, "eval_fg_ari"])
+
+
+@pytest.mark.slow
+def test_a_compiled_training_step_matches_the_eager_one(tmp_path):
+    # torch.compile of the forward and loss (train.compile) must not change the maths: the same
+    # weights, batch and noise give the same loss and gradients through fit. ~1 min of compiling.
+    config = tiny_config(tmp_path, compile=False)
+    models = []
+    for compile_forward in (False, True):
+        model = build_model(resolve({**config, "train": {**config["train"],
+                                                         "compile": compile_forward}}))
+        model.compile(optimizer=build_optimizer(config["train"]))
+        if models:
+            model.set_weights(models[0].get_weights())
+        models.append(model)
+    images = np.random.default_rng(0).integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
+    losses = [m.fit(images, batch_size=8, epochs=1, verbose=0, shuffle=False).history["loss"][0]
+              for m in models]
+    assert models[1].compile_forward and not models[0].compile_forward
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+    for eager, compiled in zip(models[0].trainable_weights, models[1].trainable_weights,
+                               strict=True):
+        g_eager, g_compiled = eager.value.grad, compiled.value.grad
+        scale = float(g_eager.abs().max()) + 1e-12
+        assert float((g_compiled - g_eager).abs().max()) / scale < 1e-3, eager.path
