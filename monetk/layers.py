@@ -130,7 +130,7 @@ def instance_norm(x: torch.Tensor, weights: tuple, eps: float = 1e-5) -> torch.T
 def upsample2x(x: torch.Tensor) -> torch.Tensor:
     """Nearest-neighbour resize x2 (expand + reshape: its backward is a cheap sum), done on the
     NHWC view so the result is channels-last like the skip it is concatenated with (an NCHW
-    result made the up path mix memory formats: 10x slower norm backward on the CPU)."""
+    result made the up path mix memory formats: 8x slower norm backward on the CPU)."""
     b, c, h, w = x.shape
     nhwc = x.permute(0, 2, 3, 1)
     up = nhwc[:, :, None, :, None, :].expand(b, h, 2, w, 2, c).reshape(b, 2 * h, 2 * w, c)
