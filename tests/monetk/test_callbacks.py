@@ -32,33 +32,15 @@ class ProbeModel(keras.Model):
         return {"probe": self.probe}
 
 
-class EpochLogs(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.logs = []
+def recorder(hook: str) -> keras.callbacks.Callback:
+    """A callback that implements only ``hook`` and records its (batch or epoch, logs) calls
+    (``on_batch_end`` is the old hook that Keras' ``on_train_batch_end`` calls)."""
+    def record(self, index, logs=None):
+        self.records.append((index, dict(logs or {})))
 
-    def on_epoch_end(self, epoch, logs=None):
-        self.logs.append(dict(logs))
-
-
-class LegacyBatchEnd(keras.callbacks.Callback):
-    """Overrides the old ``on_batch_end``, which Keras' ``on_train_batch_end`` calls."""
-
-    def __init__(self):
-        super().__init__()
-        self.logs = []
-
-    def on_batch_end(self, batch, logs=None):
-        self.logs.append(dict(logs))
-
-
-class BatchBegin(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.batches = []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self.batches.append(batch)
+    callback = type(f"Record_{hook}", (keras.callbacks.Callback,), {hook: record})()
+    callback.records = []
+    return callback
 
 
 STEPS, EPOCHS = 6, 2
@@ -77,29 +59,25 @@ def fit(callbacks, wrap: bool):
 
 
 def test_keras_converts_every_step_logs_and_the_epoch_list_does_not():
-    epoch_logs = EpochLogs()
+    epoch_logs = recorder("on_epoch_end")
     ours = fit([epoch_logs], wrap=True)
     assert ours.count == EPOCHS + 1  # the logs at each epoch end and at the end of training
-    keras_list = fit([EpochLogs()], wrap=False)
+    keras_list = fit([recorder("on_epoch_end")], wrap=False)
     assert keras_list.count == ours.count + EPOCHS * STEPS  # and each step's, on a thread pool
-    assert epoch_logs.logs == [{"probe": 1.5}] * EPOCHS
+    assert epoch_logs.records == [(epoch, {"probe": 1.5}) for epoch in range(EPOCHS)]
 
 
 def test_batch_hooks_that_a_callback_implements_run_as_in_keras():
-    legacy, begin = LegacyBatchEnd(), BatchBegin()
+    legacy, begin = recorder("on_batch_end"), recorder("on_train_batch_begin")
     fit([legacy, begin], wrap=True)
-    assert legacy.logs == [{"probe": 1.5}] * (EPOCHS * STEPS)  # converted, as Keras does
-    assert begin.batches == list(range(STEPS)) * EPOCHS
+    batches = list(range(STEPS)) * EPOCHS
+    assert legacy.records == [(b, {"probe": 1.5}) for b in batches]  # floats, as Keras gives
+    assert [batch for batch, _ in begin.records] == batches
 
 
 @pytest.mark.parametrize("hook", ["on_test_batch_begin", "on_test_batch_end"])
 def test_test_batch_hooks_reach_a_callback_that_implements_them(hook):
-    seen = []
-
-    class TestHook(keras.callbacks.Callback):
-        pass
-
-    setattr(TestHook, hook, lambda self, batch, logs=None: seen.append(batch))
-    callbacks = EpochCallbackList([EpochLogs(), TestHook()])
+    test_hook = recorder(hook)
+    callbacks = EpochCallbackList([recorder("on_epoch_end"), test_hook])
     getattr(callbacks, hook)(3)
-    assert seen == [3]
+    assert test_hook.records == [(3, {})]
