@@ -40,9 +40,9 @@ class EpochCallbackList(keras.callbacks.CallbackList):
     Keras hands every step's logs to a thread pool that converts them to Python floats (a device
     read per loss term) even when no callback has a batch hook; with epoch-level callbacks that
     work is thrown away. It cost ~250 us a step of host time in ``fit`` on this project's 2-vCPU
-    VM (a host-bound step is ~15 ms). A hook that some callback implements (``on_batch_*`` included,
-    which Keras' ``on_train_batch_*`` call) runs exactly as in Keras. The callbacks are those given
-at construction (Keras' list has no ``append``)."""
+    VM (a host-bound step is ~15 ms). A hook that some callback implements (``on_batch_*``
+    included, which Keras' ``on_train_batch_*`` call) runs exactly as in Keras. The callbacks are
+    those given at construction (Keras' list has no ``append``)."""
 
     def __init__(self, *args, **kwargs):
         self._hook_use: dict[tuple[str, ...], bool] = {}

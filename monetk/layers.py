@@ -11,11 +11,11 @@ NCHW tensors in the channels-last memory format, and the whole forward can be ``
 Convolution kernels are stored ``[out, kh, kw, in]``: permuted (a view) to torch's
 ``[out, in, kh, kw]`` they are in the channels-last memory format the convolutions run in, so no
 layout copy of the weights or of their gradients is made (Keras' ``[kh, kw, in, out]`` cost a
-copy of each kernel forward and of its gradient backward). Files saved with Keras' layout (monetk
-before this layout) still load: their configs lack ``saved_conv_layout`` and the loader re-lays
-their kernels. Dense kernels keep Keras' ``[in, out]``. Initialisation
-follows PyTorch's defaults (uniform, bound 1/sqrt(fan_in)), as in the public PyTorch MONet
-implementations; biases start at zero.
+copy of each kernel forward and of its gradient backward). Files saved by monetk 0.1, in Keras'
+layout, still load: their configs lack ``saved_conv_layout`` and the loader re-lays their kernels
+(``MONet`` does the same for the optimizer's slots). Dense kernels keep Keras' ``[in, out]``.
+Initialisation follows PyTorch's defaults (uniform, bound 1/sqrt(fan_in)), as in the public
+PyTorch MONet implementations; biases start at zero.
 """
 
 from __future__ import annotations
