@@ -126,7 +126,8 @@ def run_experiment(config: dict[str, Any], run_dir: str | Path,
     threads = train_cfg["threads"] or int(os.environ.get(THREADS_VARIABLE, "0"))
     if threads:
         torch.set_num_threads(threads)
-    if compile_enabled(train_cfg["compile"]):
+    compiled = compile_enabled(train_cfg["compile"])
+    if compiled:
         torch._dynamo.reset()  # a previous run's compiled graphs hold that model's weights
     keras.utils.set_random_seed(config["seed"])
     splits = load_splits(config["data"])
@@ -140,6 +141,7 @@ def run_experiment(config: dict[str, Any], run_dir: str | Path,
         initial_epoch = 0
     else:
         model = keras.models.load_model(state["model"])
+        model.use_compiled_forward(compiled)  # "auto" decides on this machine, not the saving one
         model.reset_step_counter()
         initial_epoch = state["epoch"]
 

@@ -89,8 +89,14 @@ class MONet(keras.Model):
         self._constants: dict = {}
         self._step: int | None = None  # host-side copy of optimizer.iterations (no device sync)
         self._tensors_of = PerVariableCache(lambda v: v.value)
-        self._terms_fn = torch.compile(self._terms) if self.compile_forward else self._terms
+        self.use_compiled_forward(self.compile_forward)
         self.built = True
+
+    def use_compiled_forward(self, compiled: bool) -> None:
+        """Run the forward and loss through ``torch.compile`` or eagerly from now on (a checkpoint
+        written on a GPU with ``train.compile: auto`` can resume eagerly on a CPU)."""
+        self.compile_forward = bool(compiled)
+        self._terms_fn = torch.compile(self._terms) if self.compile_forward else self._terms
 
     # ----- forward -------------------------------------------------------------------------
     def standardize(self, images) -> torch.Tensor:

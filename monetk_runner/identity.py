@@ -17,8 +17,9 @@ from monetk.config import DEFAULTS
 
 #: Config keys that do not change what is trained: the data cache folder and torch's thread count.
 EXECUTION_ONLY = (("data", "cache_dir"), ("train", "threads"))
-#: Execution-only keys that were hashed before they were known to be: hashed at the value every
-#: run then had, so earlier run ids stay valid (``train.compile`` was ``false`` until monetk 0.2).
+#: Execution-only keys that were hashed before they were known to be: hashed at their old default,
+#: so the ids of earlier runs that kept it stay valid (``train.compile`` defaulted to ``false``
+#: until monetk 0.2; a 0.1 run that set it ``true`` gets a new id).
 PINNED_IN_HASH = {("train", "compile"): False}
 CONTINUE_KEY = ("train", "continue_after_stop")
 

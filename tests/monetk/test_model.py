@@ -193,3 +193,15 @@ def test_train_steps_apply_rmsprop_to_fresh_gradients_of_the_current_weights():
         np.testing.assert_allclose(float(logs["loss"]), np.mean(losses), rtol=1e-5)
     for v, t in zip(model.trainable_weights, theta, strict=True):
         np.testing.assert_allclose(v.numpy(), t, rtol=1e-4, atol=1e-6)
+
+
+def test_a_model_saved_compiled_can_continue_eagerly(tmp_path):
+    # A checkpoint written on a GPU under train.compile: auto names compile_forward=True; resumed
+    # on a CPU, the run switches it off (monetk.experiment.run_experiment).
+    small_model(compile_forward=True).save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert loaded.compile_forward and loaded._terms_fn != loaded._terms
+    loaded.use_compiled_forward(False)
+    assert not loaded.get_config()["compile_forward"] and loaded._terms_fn == loaded._terms
+    terms = loaded.evaluation_terms(random_images())
+    assert np.isfinite(float(terms["loss"]))
