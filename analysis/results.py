@@ -12,17 +12,18 @@ import pandas as pd
 
 REQUIRED_COLUMNS = ("dataset", "condition", "seed", "status")
 STATUSES = ("ok", "failed", "missing")
-#: Metric columns the analysis knows; ``*_stop`` are the values when the stopping rule fired.
+#: Metric columns the analysis knows: every run's metrics at the paper's endpoint (the moment the
+#: stopping rule ended it, or max_steps), and ``*_full``, a continued run's after max_steps.
 METRICS = (
     "fg_ari",
     "ari",
     "fg_ari_multi",
     "fg_ari_trivial",
     "mse",
-    "fg_ari_stop",
-    "ari_stop",
-    "fg_ari_multi_stop",
-    "mse_stop",
+    "fg_ari_full",
+    "ari_full",
+    "fg_ari_multi_full",
+    "mse_full",
 )
 #: Condition parameter columns every results.csv has (contract D).
 PARAMETER_COLUMNS = ("reconstruction", "mask", "latent", "beta", "gamma", "sigmas")

@@ -61,9 +61,9 @@ def trivial_baseline(df: pd.DataFrame, dataset: str) -> float:
 def stop_effect_table(
     df: pd.DataFrame, datasets: Sequence[str], conditions: Sequence[str]
 ) -> pd.DataFrame:
-    """Table 1: over the ok runs with ``continued`` true, the mean of ``metric - metric_stop``
-    (end of training minus stop) and that mean as a percentage of the condition's median metric.
-    Empty when no run continued."""
+    """Table 1: over the ok runs with ``continued`` true, the mean of ``metric_full - metric``
+    (after max_steps minus when the rule stopped it) and that mean as a percentage of the
+    condition's median metric. Empty when no run continued."""
     columns = ["dataset", "condition", "metric", "n", "difference", "ratio_percent"]
     if "continued" not in df.columns:
         return pd.DataFrame(columns=columns)
@@ -71,7 +71,7 @@ def stop_effect_table(
     for dataset in datasets:
         for condition in conditions:
             for metric in STOP_METRICS:
-                if metric not in df.columns or f"{metric}_stop" not in df.columns:
+                if metric not in df.columns or f"{metric}_full" not in df.columns:
                     continue
                 runs = df[
                     (df["dataset"] == dataset)
@@ -79,7 +79,7 @@ def stop_effect_table(
                     & (df["status"] == "ok")
                     & df["continued"]
                 ]
-                diff = finite(runs[metric] - runs[f"{metric}_stop"])
+                diff = finite(runs[f"{metric}_full"] - runs[metric])
                 if not diff.size:
                     continue
                 median = np.median(ok_values(df, dataset, condition, metric))

@@ -3,7 +3,7 @@
 Idiomatic PyTorch (``nn.Module`` with ``nn.Conv2d``, ``nn.InstanceNorm2d``, ``nn.Linear``,
 ``F.interpolate``; NCHW tensors in the default memory format unless ``channels_last``), the same
 widths as :class:`monetk.model.MONet` and the same loss with the study's defaults (Eq. 6 with the
-per-pixel mixture NLL of Eq. 2, the latent KL of Eq. 4 and the mask KL of Eq. 5), written here
+per-element mixture NLL of Eq. 2, the latent KL of Eq. 4 and the mask KL of Eq. 5), written here
 without monetk's code. :func:`load_monetk_weights` copies a monetk model's Keras variables into it
 (conv kernels ``[kh, kw, in, out]`` -> ``[out, in, kh, kw]``, dense ``[in, out]`` -> ``[out, in]``),
 so both compute the same function and their losses can be compared before they are timed.
@@ -178,7 +178,7 @@ class TorchMONet(nn.Module):
         log_m, x_k = out["log_m"], out["x_k"]
         sigmas = self.sigmas.view(1, -1, 1, 1, 1)
         normal = torch.distributions.Normal(x_k, sigmas, validate_args=False)
-        log_p = normal.log_prob(x.unsqueeze(1)).sum(dim=2, keepdim=True)
+        log_p = normal.log_prob(x.unsqueeze(1))  # per element, as Eq. 2 is printed
         recon = -torch.logsumexp(log_m + log_p, dim=1).sum(dim=(1, 2, 3)).mean()
         # KL(N(mu, sigma) || N(0, 1)) in closed form: torch.distributions.kl_divergence looks its
         # implementation up in a global memo dict that torch.compile guards on, so when other

@@ -5,4 +5,10 @@ from monetk.backend import ensure_torch_backend
 
 ensure_torch_backend()
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
+
+#: Version of monetk's numerics: bumped whenever a change alters what a run with the same config
+#: computes (a loss, the initialisation, the optimiser). It is part of every run id, so runs of
+#: different numerics never share a store entry. 2: monetk 0.2; 3: Eq. 2 per element, Eq. 10 over
+#: I = H*W*C elements (monetk 0.3).
+NUMERICS_VERSION = 3

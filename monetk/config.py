@@ -13,8 +13,8 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-#: Names accepted for ``loss.reconstruction`` (Eq. 2, 2 as printed, 8, 7, 9).
-RECONSTRUCTION_LOSSES = ("nll", "nll_elementwise", "ir", "mse", "mw")
+#: Names accepted for ``loss.reconstruction`` (Eq. 2 as printed, Eq. 2 mixed per pixel, 8, 7, 9).
+RECONSTRUCTION_LOSSES = ("nll", "nll_per_pixel", "ir", "mse", "mw")
 #: Names accepted for ``loss.latent`` (Eq. 4).
 LATENT_LOSSES = ("kl",)
 #: Names accepted for ``loss.mask`` (Eq. 5, 10).
@@ -80,6 +80,9 @@ DEFAULTS: dict[str, Any] = {
         "epsilon": 1e-10,
         "momentum": 0.0,
         "centered": False,
+        # RMSprop's accumulator v_0: Keras and PyTorch start it at 0, TF1's RMSPropOptimizer (the
+        # original MONet's) at 1. Updates differ until the average forgets v_0 (~50-180 steps).
+        "rmsprop_initial": 0.0,
         "batch_size": 64,
         "max_steps": 1_000_000,
         "check_every": 100_000,  # steps between stopping-rule checks and evaluations
@@ -107,7 +110,7 @@ _CHOICES = {
     ("loss", "mask"): MASK_LOSSES,
     ("train", "optimizer"): OPTIMIZERS,
 }
-_NON_NEGATIVE = {("loss", "beta"), ("loss", "gamma")}
+_NON_NEGATIVE = {("loss", "beta"), ("loss", "gamma"), ("train", "rmsprop_initial")}
 _POSITIVE = {
     ("data", "image_size"),
     ("data", "num_train"),

@@ -65,13 +65,13 @@ def compile_enabled(setting: bool | str) -> bool:
 
 
 def build_optimizer(train_cfg: dict[str, Any]) -> keras.optimizers.Optimizer:
-    """RMSprop (MONet's: decay/rho and epsilon set explicitly; Keras' rule, fused update) or
-    Adam, from ``train``."""
+    """RMSprop (MONet's: decay/rho, epsilon and the accumulator's start v_0 set explicitly; Keras'
+    rule, fused update) or Adam, from ``train``."""
     if train_cfg["optimizer"] == "rmsprop":
         return FusedRMSprop(
             learning_rate=train_cfg["learning_rate"], rho=train_cfg["rho"],
             momentum=train_cfg["momentum"], epsilon=train_cfg["epsilon"],
-            centered=train_cfg["centered"])
+            centered=train_cfg["centered"], initial_accumulator=train_cfg["rmsprop_initial"])
     return keras.optimizers.Adam(learning_rate=train_cfg["learning_rate"],
                                  epsilon=train_cfg["epsilon"])
 
@@ -177,7 +177,7 @@ def run_experiment(config: dict[str, Any], run_dir: str | Path,
         "continued": bool(train_cfg["continue_after_stop"] and rule.stop_step is not None
                           and steps > rule.stop_step),
         "final": None, "at_stop": rule.at_stop, "device": _device(model),
-        "versions": versions(),
+        "versions": versions(), "numerics": monetk.NUMERICS_VERSION,
     }
     nan_reason = nan_guard.reason or _nan_in_history(history.rows)
     if nan_reason is not None:

@@ -94,30 +94,34 @@ def integrated_reconstruction(x_k: Tensor, log_m: Tensor) -> Tensor:
 
 
 def nll(x: Tensor, x_k: Tensor, log_m: Tensor, sigmas: Tensor | Sequence[float]) -> Tensor:
-    """MONet's mixture NLL (Eq. 2, mixed per pixel): the default reconstruction loss "nll".
+    """Eq. 2 as printed, the default reconstruction loss "nll": the mixture inside each element.
 
-    Per pixel: -log sum_k m_k prod_c N(x_c; x~_kc, sigma_k), with the channels' log-likelihoods
-    summed inside each component and the full Gaussian normaliser (-log sigma_k - 0.5 log 2pi per
-    channel); logsumexp over k. Summed over the H*W pixels, then the mean over the batch.
+    Per element i of the I = H*W*C: -log sum_k m_k N(x_i; x~_ki, sigma_k), with the mask m_k
+    broadcast over the C channels and the full Gaussian normaliser (-log sigma_k - 0.5 log 2pi);
+    logsumexp over k. Summed over the I elements (Eq. 2's last line), then the mean over the batch.
 
-    Eq. 2 as printed mixes per element (:func:`nll_elementwise`); MONet and the public
-    implementations mix per pixel. The two differ whenever C > 1. This per-pixel form is the
-    default. ``log_m`` may hold -inf (m_k = 0); ``sigmas`` is a ``[K]`` tensor or K floats.
+    This is also what the public PyTorch MONets compute (object-centric-library, monet-pytorch,
+    GENESIS's MONet, baudm/MONet-pytorch: ``logsumexp`` over K of ``log m_k +
+    Normal(x~_k, sigma_k).log_prob(x)`` with the channels kept apart), and the paper's authors
+    "implemented the MONet model using PyTorch"; so the text and the likely code agree.
+    :func:`nll_per_pixel` mixes per pixel instead. ``log_m`` may hold -inf (m_k = 0).
     """
-    log_p = _component_log_likelihoods(x, x_k, log_m, sigmas).sum(dim=2, keepdim=True)
+    log_p = _component_log_likelihoods(x, x_k, log_m, sigmas)
     log_mix = torch.logsumexp(_full(log_m) + log_p, dim=1)
     return -log_mix.sum(dim=(1, 2, 3)).mean()
 
 
-def nll_elementwise(
+def nll_per_pixel(
     x: Tensor, x_k: Tensor, log_m: Tensor, sigmas: Tensor | Sequence[float]
 ) -> Tensor:
-    """Eq. 2 exactly as printed: the mixture inside each of the I = H*W*C elements.
+    """Eq. 2 mixed per pixel (reconstruction loss "nll_per_pixel"; not the paper's default).
 
-    Per element: -log sum_k m_k N(x_i; x~_ki, sigma_k) (the mask broadcast over channels), summed
-    over the I elements, then the mean over the batch. Equal to :func:`nll` when C = 1.
+    Per pixel: -log sum_k m_k prod_c N(x_c; x~_kc, sigma_k): the channels' log-likelihoods summed
+    inside each component before the mixture, so a pixel belongs to one component as a whole.
+    Summed over the H*W pixels, then the mean over the batch. Equal to :func:`nll` when C = 1.
+    monetk 0.2 used this form as "nll"; it is kept for ablations of that choice.
     """
-    log_p = _component_log_likelihoods(x, x_k, log_m, sigmas)
+    log_p = _component_log_likelihoods(x, x_k, log_m, sigmas).sum(dim=2, keepdim=True)
     log_mix = torch.logsumexp(_full(log_m) + log_p, dim=1)
     return -log_mix.sum(dim=(1, 2, 3)).mean()
 
@@ -125,8 +129,9 @@ def nll_elementwise(
 def ir(x: Tensor, x_tilde: Tensor, sigma: float | Tensor) -> Tensor:
     """Eq. 8, the IR loss: -log N(x; x~, sigma) summed over the I elements, mean over the batch.
 
-    The normaliser log sigma + 0.5 log 2pi is counted once per element; the printed equation
-    writes it once per image. It is a constant either way and does not change the gradients.
+    The normaliser log sigma + 0.5 log 2pi is counted once per element, which makes this the
+    exact Gaussian NLL of the I independent elements; the printed equation writes it once per
+    image. It is a constant either way and does not change the gradients.
     """
     x, x_tilde = _full(x), _full(x_tilde)
     _check_image_pair(x, x_tilde)
@@ -199,26 +204,25 @@ def mask_kl(log_m: Tensor, mask_logits: Tensor) -> Tensor:
     return kl.sum(dim=(1, 2, 3)).mean()
 
 
-def mask_mse(log_m: Tensor, mask_logits: Tensor, channels: int = 3) -> Tensor:
+def mask_mse(log_m: Tensor, mask_logits: Tensor) -> Tensor:
     """Eq. 10: (1/I) sum_i sum_k (m_k - m~_k)^2 per image, mean over the batch.
 
-    The sum runs over the H*W mask pixels and is divided by the paper's literal I = H*W*C, with
-    C = ``channels`` of the image: a constant factor C relative to dividing by H*W, absorbed by
-    gamma. m~ = softmax(mask_logits) over K.
+    The masks are [H, W, 1] and the sum runs over the I = H*W*C elements of the image, the mask
+    broadcast over the C channels as in Eq. 9: each pixel counts C times and I = H*W*C, so this
+    equals the mean over the H*W pixels of sum_k (m_k - m~_k)^2, whatever C is. (monetk 0.2 summed
+    over the pixels only and divided by H*W*C, a third of Eq. 10 for RGB.)
+    m~ = softmax(mask_logits) over K.
     """
-    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-        raise ValueError(f"channels: expected an integer >= 1, got {channels!r}")
     log_m, log_m_tilde = _mask_pair(log_m, mask_logits)
-    squared = (torch.exp(log_m) - torch.exp(log_m_tilde)).square().sum(dim=(1, 2, 3, 4))
-    num_elements = log_m.shape[-2] * log_m.shape[-1] * channels
-    return (squared / num_elements).mean()
+    squared = (torch.exp(log_m) - torch.exp(log_m_tilde)).square().sum(dim=1)
+    return squared.mean(dim=(1, 2, 3)).mean()
 
 
 #: Reconstruction losses by name (``monetk.config.RECONSTRUCTION_LOSSES``): the function and the
 #: keyword arguments of :func:`reconstruction_loss` it takes, in order.
 RECONSTRUCTION: dict[str, tuple[Callable[..., Tensor], tuple[str, ...]]] = {
     "nll": (nll, ("x", "x_k", "log_m", "sigmas")),
-    "nll_elementwise": (nll_elementwise, ("x", "x_k", "log_m", "sigmas")),
+    "nll_per_pixel": (nll_per_pixel, ("x", "x_k", "log_m", "sigmas")),
     "ir": (ir, ("x", "x_tilde", "ir_sigma")),
     "mse": (mse, ("x", "x_tilde")),
     "mw": (mw, ("x", "x_k", "log_m")),
@@ -230,7 +234,7 @@ LATENT: dict[str, tuple[Callable[..., Tensor], tuple[str, ...]]] = {
 #: Mask losses by name (``monetk.config.MASK_LOSSES``).
 MASK: dict[str, tuple[Callable[..., Tensor], tuple[str, ...]]] = {
     "kl": (mask_kl, ("log_m", "mask_logits")),
-    "mse": (mask_mse, ("log_m", "mask_logits", "channels")),
+    "mse": (mask_mse, ("log_m", "mask_logits")),
 }
 
 
@@ -273,7 +277,7 @@ def latent_loss(name: str, *, mu: Tensor, log_sigma: Tensor) -> Tensor:
     return _dispatch("latent", LATENT, name, {"mu": mu, "log_sigma": log_sigma})
 
 
-def mask_loss(name: str, *, log_m: Tensor, mask_logits: Tensor, channels: int = 3) -> Tensor:
-    """The mask loss ``name`` (one of :data:`MASK`); ``channels`` is the image's C (Eq. 10's I)."""
-    inputs = {"log_m": log_m, "mask_logits": mask_logits, "channels": channels}
+def mask_loss(name: str, *, log_m: Tensor, mask_logits: Tensor) -> Tensor:
+    """The mask loss ``name`` (one of :data:`MASK`)."""
+    inputs = {"log_m": log_m, "mask_logits": mask_logits}
     return _dispatch("mask", MASK, name, inputs)

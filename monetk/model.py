@@ -16,6 +16,7 @@ cache) and are standardised to ``value_range`` on the device.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import keras
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from monetk import losses
+from monetk import NUMERICS_VERSION, losses
 from monetk.config import sigma_per_slot
 from monetk.layers import AttentionUNet, BroadcastDecoder, ComponentEncoder, hwio_to_ohwi
 from monetk.trackers import TermMeans
@@ -41,7 +42,10 @@ class MONet(keras.Model):
     ``compile_forward`` (wrap the forward and loss in ``torch.compile``) and ``mixed_precision``
     (bf16 autocast of the forward on CUDA). ``saved_conv_layout`` is for loading only (see
     ``monetk.layers``): a config without it comes from a file whose conv kernels are in Keras'
-    ``[kh, kw, in, out]``.
+    ``[kh, kw, in, out]``. ``numerics`` is the :data:`monetk.NUMERICS_VERSION` a saved file was
+    written under (absent before monetk 0.3: version 2): a file of version 2 with
+    ``reconstruction="nll"`` trains on with the per-pixel mixture it was trained with
+    (``"nll_per_pixel"``), and one with ``mask="mse"`` warns that Eq. 10 is now C times its value.
     """
 
     def __init__(self, image_size: int = 64, channels: int = 3, num_slots: int = 5,
@@ -54,8 +58,10 @@ class MONet(keras.Model):
                  beta: float = 0.5, gamma: float = 0.25, sigmas: Sequence[float] = (0.09, 0.11),
                  ir_sigma: float = 0.09, value_range: Sequence[float] = (-1.0, 1.0),
                  noise_seed: int = 0, compile_forward: bool = False,
-                 mixed_precision: bool = False, saved_conv_layout: str = "ohwi", **kwargs):
+                 mixed_precision: bool = False, saved_conv_layout: str = "ohwi",
+                 numerics: int = NUMERICS_VERSION, **kwargs):
         super().__init__(**kwargs)
+        reconstruction = _current_reconstruction_name(reconstruction, mask, numerics)
         choices = (("reconstruction", reconstruction, losses.RECONSTRUCTION),
                    ("latent", latent, losses.LATENT), ("mask", mask, losses.MASK))
         for name, value, allowed in choices:
@@ -164,8 +170,7 @@ class MONet(keras.Model):
             self.reconstruction, x=x, x_k=f32["x_k"], log_m=f32["log_m"], x_tilde=x_tilde,
             sigmas=sigmas, ir_sigma=self.ir_sigma)
         latent = losses.latent_loss(self.latent, mu=f32["mu"], log_sigma=f32["log_sigma"])
-        mask = losses.mask_loss(self.mask, log_m=f32["log_m"], mask_logits=f32["mask_logits"],
-                                 channels=self.channels)
+        mask = losses.mask_loss(self.mask, log_m=f32["log_m"], mask_logits=f32["mask_logits"])
         total = recon + self.beta * latent + self.gamma * mask
         return {"loss": total, "recon": recon, "latent": latent, "mask": mask,
                 "mse": losses.mse(x, x_tilde)}
@@ -247,7 +252,9 @@ class MONet(keras.Model):
 
     @classmethod
     def from_config(cls, config: dict, custom_objects=None) -> MONet:
-        return cls(**{"saved_conv_layout": "hwio", **config})
+        """A saved file's config: one without ``saved_conv_layout`` predates monetk 0.2 (Keras'
+        kernel layout), one without ``numerics`` predates monetk 0.3 (numerics version 2)."""
+        return cls(**{"saved_conv_layout": "hwio", "numerics": 2, **config})
 
     def compile_from_config(self, config: dict) -> None:
         """Keras' (used when a saved model is loaded); for a file with Keras-layout conv
@@ -257,7 +264,7 @@ class MONet(keras.Model):
             _relay_conv_slots_on_next_load(self.optimizer)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "saved_conv_layout": "ohwi",
+        return {**super().get_config(), "saved_conv_layout": "ohwi", "numerics": NUMERICS_VERSION,
                 "image_size": self.image_size, "channels": self.channels,
                 "num_slots": self.num_slots, "unet_base_width": self.unet_base_width,
                 "unet_blocks": self.unet_blocks, "unet_mlp_hidden": self.unet_mlp_hidden,
@@ -269,6 +276,17 @@ class MONet(keras.Model):
                 "ir_sigma": self.ir_sigma, "value_range": self.value_range,
                 "noise_seed": self.noise_seed, "compile_forward": self.compile_forward,
                 "mixed_precision": self.mixed_precision}
+
+
+def _current_reconstruction_name(reconstruction: str, mask: str, numerics: int) -> str:
+    """The loss name that computes today what ``reconstruction`` computed under ``numerics``."""
+    if numerics >= NUMERICS_VERSION:
+        return reconstruction
+    if mask == "mse":
+        warnings.warn("a model saved before monetk 0.3 with mask='mse': Eq. 10 is now (1/I) over "
+                      "the I = H*W*C elements, C times the value it was trained with",
+                      stacklevel=3)
+    return "nll_per_pixel" if reconstruction == "nll" else reconstruction
 
 
 def _relay_conv_slots_on_next_load(optimizer: keras.optimizers.Optimizer) -> None:

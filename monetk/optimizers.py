@@ -10,6 +10,9 @@ tensor lists once and applies the same rule (Keras 3 and TF1 place epsilon insid
 with ``addcmul_``/``addcdiv_``: six foreach operations, one temporary list, no per-variable
 Python. Momentum and the centred variant keep Keras' code path. Slot variables, their names and
 the saved state are Keras' own, so checkpoints load into either class.
+
+``initial_accumulator`` is v_0, the value every velocity starts at: 0 in Keras and PyTorch, 1 in
+TF1's ``RMSPropOptimizer`` (its ``ms`` slot uses ``ones_initializer``), the original MONet's.
 """
 
 from __future__ import annotations
@@ -25,10 +28,24 @@ from monetk.variable_cache import PerVariableCache
 class FusedRMSprop(_TorchRMSprop):
     """``keras.optimizers.RMSprop`` on the torch backend with a fused update (see module)."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, initial_accumulator: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
+        self.initial_accumulator = float(initial_accumulator)
         self._tensors = PerVariableCache(
             lambda v: v.value, lambda v: self._velocities[self._get_variable_index(v)].value)
+
+    def build(self, var_list):
+        """Keras' slots, then every velocity set to ``initial_accumulator`` (a saved state that
+        is loaded afterwards overwrites it)."""
+        if self.built:
+            return
+        super().build(var_list)
+        if self.initial_accumulator:
+            for velocity in self._velocities:
+                velocity.assign(keras.ops.full_like(velocity, self.initial_accumulator))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "initial_accumulator": self.initial_accumulator}
 
     def _parallel_update_step(self, grads, variables, learning_rate):
         if self.momentum > 0 or self.centered:

@@ -1,13 +1,18 @@
 """``results.csv``: one row per dataset x condition x seed of a spec (contract D).
 
-Columns: the run's names and status, the final metrics, steps and the stopping step, the metrics at
-the stop (``<metric>_stop``), wall time, the run folder (relative to results.csv), then one column
-per condition parameter (the loss names, beta, gamma, sigmas as ``"0.11,0.09"``, and any other value
-a condition sets, named by its last key), then any further metrics, ``run_id``, ``reason`` and
-``device``.
+Columns: the run's names and status, the metrics at the paper's endpoint, steps and the stopping
+step, a continued run's metrics after ``train.max_steps`` (``<metric>_full``), wall time, the run
+folder (relative to results.csv), then one column per condition parameter (the loss names, beta,
+gamma, sigmas as ``"0.11,0.09"``, and any other value a condition sets, named by its last key),
+then any further metrics, and :data:`TRAILING`: ``run_id``, ``reason``, ``device``, the monetk
+version and numerics version, the machine and thread count that trained the run.
 
-A run served by its continued twin (see :mod:`monetk_runner.store`) reports what the stopped run
-would have: the twin's metrics at the stop as final metrics and the stopping step as its steps.
+One rule for every spec: the metric columns are the values at the moment the stopping rule ended
+the run (the paper's "metrics at the end of training"), or at ``max_steps`` when it never fired. A
+continued run (``continue_seeds``, the paper's Table 1) trains on past the rule; its later values
+appear only in the ``*_full`` columns, so the same run gives the same numbers in every spec. A run
+served by its continued twin (see :mod:`monetk_runner.store`) reports what the stopped run would
+have: the twin's metrics at the stop and the stopping step as its steps.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ LEADING = (
     "steps",
     "stop_step",
     "continued",
-    *(f"{metric}_stop" for metric in STOP_METRICS),
+    *(f"{metric}_full" for metric in STOP_METRICS),
     "wall_time_s",
     "run_dir",
 )
@@ -47,7 +52,7 @@ STANDARD_PARAMETERS = {
     "gamma": ("loss", "gamma"),
     "sigmas": ("loss", "sigmas"),
 }
-TRAILING = ("run_id", "reason", "device")
+TRAILING = ("run_id", "reason", "device", "monetk", "numerics", "machine", "threads")
 
 
 def parameter_columns(spec: Spec) -> dict[str, tuple]:
@@ -111,10 +116,18 @@ def row(planned: Planned, parameters: Mapping[str, tuple], run_dir: str) -> dict
             wall_time_s=result.get("wall_time_s"),
             reason=result.get("reason"),
             device=result.get("device"),
+            monetk=(result.get("versions") or {}).get("monetk"),
+            numerics=result.get("numerics", 2),
+            machine=result.get("machine"),
+            threads=result.get("threads"),
         )
-        values.update(result.get("final") or {})
-        at_stop = result.get("at_stop") or {}
-        values.update({f"{metric}_stop": value for metric, value in at_stop.items()})
+        final = result.get("final") or {}
+        if result.get("continued"):
+            values.update(result.get("at_stop") or {})
+            values.update({f"{metric}_full": value for metric, value in final.items()
+                           if metric in STOP_METRICS})
+        else:
+            values.update(final)
     values["run_dir"] = run_dir
     values["run_id"] = planned.found.run_id
     for column, path in parameters.items():

@@ -3,7 +3,9 @@
 The dataset's and the condition's names are not in the config, so two conditions (or two specs)
 that resolve to the same training config are one run. Values that only say where or how fast a
 run executes (:data:`EXECUTION_ONLY`) are left out of the hash. Numbers are normalised first, so
-``beta: 0`` and ``beta: 0.0`` are the same run.
+``beta: 0`` and ``beta: 0.0`` are the same run. The hash also covers
+:data:`monetk.NUMERICS_VERSION`, so a run whose config is unchanged gets a new id when monetk's
+numerics change (0.2's runs keep their old ids and are never served to 0.3).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from monetk import NUMERICS_VERSION
 from monetk.config import DEFAULTS
 
 #: Config keys that do not change what is trained: the data cache folder and torch's thread count.
@@ -50,14 +53,16 @@ def _is_int(value: Any) -> bool:
 
 
 def run_id(config: Mapping[str, Any]) -> str:
-    """16 hex digits of the SHA-256 of the normalised config without :data:`EXECUTION_ONLY` keys
-    and with :data:`PINNED_IN_HASH` keys at their pinned values."""
+    """16 hex digits of the SHA-256 of the normalised config without :data:`EXECUTION_ONLY` keys,
+    with :data:`PINNED_IN_HASH` keys at their pinned values and ``numerics`` =
+    :data:`monetk.NUMERICS_VERSION` (absent before monetk 0.3, whose numerics were version 2)."""
     view = normalize(config)
     for section, key in EXECUTION_ONLY:
         view.get(section, {}).pop(key, None)
     for (section, key), value in PINNED_IN_HASH.items():
         if key in view.get(section, {}):
             view[section][key] = value
+    view["numerics"] = NUMERICS_VERSION
     text = json.dumps(view, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 

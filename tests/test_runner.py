@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -164,13 +165,28 @@ def test_every_training_value_changes_the_run_id_and_execution_values_do_not():
         assert (run_id(changed) != reference) == hashed, path
 
 
-def test_run_ids_of_earlier_versions_stay_valid():
-    # Computed by monetk 0.1, when train.compile was hashed (always false); a changed default
-    # changes every run id, and this test shows it.
-    assert run_id(resolve({})) == "31832395b5ae20e1"
-    assert run_id(resolve({"seed": 7, "loss": {"beta": 0.25}})) == "3a0bbd90bfa55e42"
+def test_run_ids_are_pinned_and_change_with_the_numerics_version():
+    # Pinned for numerics version 3 (monetk 0.3); a changed default or numerics version changes
+    # every run id, and this test shows it. train.compile is hashed at its pinned value.
+    assert run_id(resolve({})) == "f7aab7207fa59b39"
+    assert run_id(resolve({"seed": 7, "loss": {"beta": 0.25}})) == "76701a26b9cf3886"
     for setting in (True, False, "auto"):
-        assert run_id(resolve({"train": {"compile": setting}})) == "31832395b5ae20e1"
+        assert run_id(resolve({"train": {"compile": setting}})) == "f7aab7207fa59b39"
+
+
+def test_a_0_2_config_hashed_without_numerics_gives_the_0_2_run_id():
+    """The 0.2 rule, written out here: SHA-256 of the sorted compact JSON of the config without
+    its execution-only keys. Its ids (pinned by monetk 0.1 and 0.2) are not 0.3's."""
+    import hashlib
+
+    old = resolve({"seed": 7, "loss": {"beta": 0.25}})
+    del old["train"]["rmsprop_initial"]  # not a key before 0.3
+    for section, key in EXECUTION_ONLY:
+        del old[section][key]
+    old["train"]["compile"] = False
+    text = json.dumps(old, sort_keys=True, separators=(",", ":"))
+    assert hashlib.sha256(text.encode()).hexdigest()[:16] == "3a0bbd90bfa55e42"
+    assert run_id(resolve({"seed": 7, "loss": {"beta": 0.25}})) != "3a0bbd90bfa55e42"
 
 
 def test_run_id_ignores_int_versus_float_and_key_order():
@@ -295,6 +311,25 @@ def test_stopped_run_served_by_its_continued_twin_reports_what_it_would_have(tmp
     assert len(fake.calls()) == 4 + 4  # nothing trained for 3.2 in `shared`
     assert a[nll].drop(columns=["run_id"]).equals(b[nll].drop(columns=["run_id"]))
     assert a.loc[("multi_dsprites", "NLL+M", 2), "steps"] == 10  # the even seed stopped at 10
+
+
+def test_a_continued_run_reports_its_at_stop_metrics_in_every_spec(tmp_path, fake):
+    """Issue 14: 3.1's continued seed 2 of condition 01 is 3.2's NLL+M seed 2. Both specs report
+    the metrics at the moment the rule stopped it (step 10 of 20); only 3.1's Table 1 column
+    ``fg_ari_full`` holds the value after max_steps."""
+    out = tmp_path / "out"
+    spec31 = [*smoke("section3_1"), "--set", "continue_seeds=[2]", "--conditions", "01"]
+    assert runner(out, *spec31, train=fake) == 0
+    assert runner(out, *smoke("section3_2"), "--conditions", "NLL+M", train=fake) == 0
+    index = ["dataset", "condition", "seed"]
+    a = pd.read_csv(out / "section3_1" / "results.csv", dtype={"condition": str}).set_index(index)
+    b = pd.read_csv(out / "section3_2" / "results.csv").set_index(index)
+    a, b = a.loc[("multi_dsprites", "01", 2)], b.loc[("multi_dsprites", "NLL+M", 2)]
+    assert bool(a["continued"]) and a["steps"] == 20 and a["stop_step"] == 10
+    assert a["fg_ari"] == b["fg_ari"] and a["ari"] == b["ari"] and a["mse"] == b["mse"]
+    # The fake's fg_ari grows linearly with the step: full training is twice the stop's value.
+    assert a["fg_ari_full"] == pytest.approx(2 * a["fg_ari"], abs=2e-6)
+    assert a["fg_ari_full"] != a["fg_ari"] and np.isnan(b["fg_ari_full"])
 
 
 def test_effective_result_of_a_stopped_run_from_a_continued_twin():
@@ -424,10 +459,10 @@ def test_results_csv_has_the_contract_columns_and_one_column_per_condition_param
         "steps",
         "stop_step",
         "continued",
-        "fg_ari_stop",
-        "ari_stop",
-        "fg_ari_multi_stop",
-        "mse_stop",
+        "fg_ari_full",
+        "ari_full",
+        "fg_ari_multi_full",
+        "mse_full",
         "wall_time_s",
         "run_dir",
         "reconstruction",

@@ -326,7 +326,7 @@ def test_valid_minimal_spec_passes(tmp_path, capsys):
             VALID.replace("reconstruction: ir", "reconstruction: irr"),
             [
                 "spec.yaml: conditions.B.loss.reconstruction: 'irr' is not one of nll, "
-                "nll_elementwise, ir, mse, mw"
+                "nll_per_pixel, ir, mse, mw"
             ],
         ),
         # a test naming an unknown condition

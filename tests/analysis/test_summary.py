@@ -10,16 +10,17 @@ from analysis.summary import stop_effect_table, summary_table, trivial_baseline
 
 def _frame():
     # condition A: ok fg_ari 0.1, 0.2, 0.3, 0.4, 1.0 and one failed run (ignored)
-    # condition B: ok fg_ari 0.5, 0.7; seeds 1-2 continued: end - stop = 0.02 and -0.01
+    # condition B: ok fg_ari 0.5, 0.7 (at the stop); seeds 1-2 continued: full - stop = 0.02
+    # and -0.01
     rows = [
         {"condition": "A", "seed": s, "status": "ok", "fg_ari": v, "continued": False}
         for s, v in zip(range(1, 6), [0.1, 0.2, 0.3, 0.4, 1.0], strict=True)
     ]
     rows.append({"condition": "A", "seed": 6, "status": "failed", "fg_ari": np.nan})
     rows += [
-        {"condition": "B", "seed": 1, "status": "ok", "fg_ari": 0.5, "fg_ari_stop": 0.48,
+        {"condition": "B", "seed": 1, "status": "ok", "fg_ari": 0.5, "fg_ari_full": 0.52,
          "continued": True},
-        {"condition": "B", "seed": 2, "status": "ok", "fg_ari": 0.7, "fg_ari_stop": 0.71,
+        {"condition": "B", "seed": 2, "status": "ok", "fg_ari": 0.7, "fg_ari_full": 0.69,
          "continued": True},
     ]  # fmt: skip
     df = pd.DataFrame(rows).assign(dataset="d", fg_ari_trivial=0.05)

@@ -116,8 +116,8 @@ def test_posterior_noise_is_a_function_of_seed_and_step():
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_loss_terms_follow_eq_6_with_the_image_channels_in_eq_10(channels):
-    # reconstruction "mse" (Eq. 7) + gamma * mask "mse" (Eq. 10, I = H * W * C), beta = 0;
-    # recomputed in numpy from the forward pass's masks and components.
+    # reconstruction "mse" (Eq. 7) + gamma * mask "mse" (Eq. 10: the masks repeated over the C
+    # channels, divided by I = H * W * C), beta = 0; recomputed in numpy from the forward pass.
     model = small_model(reconstruction="mse", mask="mse", beta=0.0, gamma=0.3, channels=channels)
     images = random_images()[..., :channels]
     with torch.no_grad():
@@ -129,7 +129,8 @@ def test_loss_terms_follow_eq_6_with_the_image_channels_in_eq_10(channels):
     m_tilde = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     x_tilde = (m * out["x_k"].numpy()).sum(axis=1)
     recon = ((x - x_tilde) ** 2).mean(axis=(1, 2, 3)).mean()
-    mask = (((m - m_tilde) ** 2).sum(axis=(1, 2, 3, 4)) / (16 * 16 * channels)).mean()
+    squared = np.repeat((m - m_tilde) ** 2, channels, axis=2)  # [B, K, C, H, W]
+    mask = (squared.sum(axis=(1, 2, 3, 4)) / (16 * 16 * channels)).mean()
     np.testing.assert_allclose(float(terms["recon"]), recon, rtol=1e-5)
     np.testing.assert_allclose(float(terms["mask"]), mask, rtol=1e-5)
     np.testing.assert_allclose(float(terms["loss"]), recon + 0.3 * mask, rtol=1e-5)

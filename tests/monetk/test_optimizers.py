@@ -18,13 +18,16 @@ def _grads(rng):
     return [torch.as_tensor(rng.normal(size=s).astype("float32")) for s in SHAPES]
 
 
-def test_two_steps_follow_the_closed_form():
+@pytest.mark.parametrize("initial", [0.0, 1.0])
+def test_two_steps_follow_the_closed_form(initial):
+    """v_0 = 0 (Keras, PyTorch) or 1 (TF1's RMSPropOptimizer: ``ms`` starts at ones)."""
     rng = np.random.default_rng(0)
     lr, rho, eps = 1e-2, 0.9, 1e-7
     variables = _variables(rng)
     theta = [v.numpy().astype(np.float64) for v in variables]
-    optimizer = FusedRMSprop(learning_rate=lr, rho=rho, epsilon=eps)
-    velocity = [np.zeros_like(t) for t in theta]
+    optimizer = FusedRMSprop(learning_rate=lr, rho=rho, epsilon=eps,
+                             initial_accumulator=initial)
+    velocity = [np.full_like(t, initial) for t in theta]
     for _ in range(2):
         grads = _grads(rng)
         with torch.no_grad():
@@ -71,3 +74,10 @@ def test_state_loads_into_keras_rmsprop_and_back():
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     restored = keras.optimizers.deserialize(keras.optimizers.serialize(fused))
     assert isinstance(restored, FusedRMSprop) and restored.get_config() == fused.get_config()
+
+
+def test_initial_accumulator_survives_the_config_round_trip():
+    optimizer = FusedRMSprop(learning_rate=1e-4, rho=0.9, epsilon=1e-10, initial_accumulator=1.0)
+    restored = FusedRMSprop.from_config(optimizer.get_config())
+    assert restored.initial_accumulator == 1.0
+    assert FusedRMSprop.from_config(FusedRMSprop().get_config()).initial_accumulator == 0.0
