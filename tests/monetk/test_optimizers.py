@@ -81,3 +81,14 @@ def test_initial_accumulator_survives_the_config_round_trip():
     restored = FusedRMSprop.from_config(optimizer.get_config())
     assert restored.initial_accumulator == 1.0
     assert FusedRMSprop.from_config(FusedRMSprop().get_config()).initial_accumulator == 0.0
+
+
+@pytest.mark.parametrize("initial", [0.0, 1.0])
+def test_run_config_sets_the_accumulator_start(initial):
+    from monetk.config import resolve
+    from monetk.experiment import build_optimizer
+
+    optimizer = build_optimizer(resolve({"train": {"rmsprop_initial": initial}})["train"])
+    variables = [keras.Variable(np.ones((2, 3), dtype="float32"))]
+    optimizer.build(variables)
+    np.testing.assert_array_equal(optimizer._velocities[0].numpy(), np.full((2, 3), initial))
