@@ -12,6 +12,12 @@ The paper's four p-values of section 3.1 (0.32, 0.048, 0.16, 1.7e-22) are each w
 Friedman test gives on 200 untied pooled blocks (sign splits 107/93, 114/86, 110/90, 169/31);
 with at most 100 blocks (marginal, stratified) no split gives 1.7e-22, and only 31 or 50 untied
 blocks give 0.048.
+
+``pooled`` treats a seed's blocks as independent. They are not when the factor's effect varies
+by seed (a seed x factor interaction, e.g. a seed-specific beta effect): then a seed's blocks lean
+the same way and the test rejects a true null too often (tests/analysis/test_factor.py simulates
+it: about 0.12 at nominal 0.05). ``marginal`` and ``stratified`` use one block per seed and keep
+their level; :data:`ASSUMPTIONS` is what the report prints for each.
 """
 
 from __future__ import annotations
@@ -26,6 +32,19 @@ import pandas as pd
 from analysis.results import paired_values
 
 BLOCKINGS = ("pooled", "marginal", "stratified")
+#: The blockings whose blocks are independent across seeds (valid under a seed x factor
+#: interaction); the report marks the others with their caveat.
+VALID_BLOCKINGS = ("marginal", "stratified")
+ASSUMPTIONS = {
+    "pooled": "blocks = seed x level of the other factors, counted as independent: NOT valid if "
+    "the factor's effect varies by seed (a seed x factor interaction makes a seed's blocks lean "
+    "the same way; type I error about 0.12 at nominal 0.05 in the package's simulation); read it "
+    "beside the marginal test",
+    "marginal": "blocks = seeds (independent runs), each level's value the mean over the other "
+    "factors' levels; tests the factor's main effect averaged over them",
+    "stratified": "one test per level of the other factors, blocks = seeds (independent runs), "
+    "corrected across the strata",
+}
 
 
 @dataclass(frozen=True)
@@ -53,11 +72,14 @@ class FactorDesign:
 
 @dataclass(frozen=True)
 class Blocks:
-    """One comparison's block matrix (blocks x factor levels) and the blocks it dropped."""
+    """One comparison's complete blocks (blocks x treatments), the messages of the runs it lacked
+    and how many blocks that cost; ``columns`` names the treatments (conditions or levels)."""
 
     label: str
     values: np.ndarray
     dropped: list[str]
+    n_dropped: int
+    columns: tuple[str, ...]
 
 
 def format_level(value: Any) -> str:
@@ -128,36 +150,57 @@ def _condition_parameters(
     return found
 
 
+def block_matrices(cells: np.ndarray, blocking: str) -> list[np.ndarray]:
+    """Block matrices from ``cells`` of shape ``(..., seeds, levels, strata)``.
+
+    ``pooled``: one ``(..., seeds * strata, levels)`` matrix (seed-major); ``marginal``: one
+    ``(..., seeds, levels)`` matrix of means over the strata; ``stratified``: one
+    ``(..., seeds, levels)`` matrix per stratum. Leading axes (e.g. simulated replicates) are kept.
+    """
+    if blocking not in BLOCKINGS:
+        raise ValueError(f"blocking: {blocking!r} is not one of {', '.join(BLOCKINGS)}")
+    cells = np.asarray(cells, dtype=float)
+    *lead, seeds, levels, strata = cells.shape
+    if blocking == "stratified":
+        return [cells[..., s] for s in range(strata)]
+    if blocking == "marginal":
+        return [cells.mean(axis=-1)]
+    pooled = np.swapaxes(cells, -1, -2).reshape(*lead, seeds * strata, levels)
+    return [pooled]
+
+
 def factor_blocks(
     df: pd.DataFrame, dataset: str, design: FactorDesign, metric: str, blocking: str, test: str = ""
 ) -> list[Blocks]:
-    """A factor test's comparisons: one if pooled or marginal, one per stratum if stratified."""
+    """A factor test's comparisons: one if pooled or marginal, one per stratum if stratified.
+
+    A missing run removes the blocks it belongs to: one block under ``pooled`` and
+    ``stratified``, the whole seed under ``marginal``.
+    """
     if blocking not in BLOCKINGS:
         raise ValueError(f"blocking: {blocking!r} is not one of {', '.join(BLOCKINGS)}")
+    tables, messages = [], []
+    for stratum in design.strata:
+        wide, lost = paired_values(df, dataset, design.column(stratum), metric, test, False)
+        tables.append(wide)
+        messages.append(lost)
+    seeds = sorted(set().union(*(t.index for t in tables)))
+    cells = np.stack([t.reindex(seeds).to_numpy() for t in tables], axis=-1)  # seeds x lvl x str
     head = f"{design.factor}: {design.levels_label()}"
     over = ", ".join(design.others)
+    levels = tuple(f"{design.factor}={format_level(v)}" for v in design.levels)
     if blocking == "stratified":
-        out = []
-        for stratum in design.strata:
-            wide, dropped = paired_values(df, dataset, design.column(stratum), metric, test)
-            where = f" at {design.stratum_label(stratum)}" if design.others else ""
-            out.append(Blocks(head + where, wide.to_numpy(), dropped))
-        return out
-    if blocking == "pooled":
-        parts, dropped = [], []
-        for stratum in design.strata:
-            wide, lost = paired_values(df, dataset, design.column(stratum), metric, test)
-            parts.append(wide.to_numpy())
-            dropped += lost
-        label = f"{head} (blocks: seed x {over})" if over else head
-        return [Blocks(label, np.vstack(parts), dropped)]
-    everything = [c for stratum in design.strata for c in design.column(stratum)]
-    wide, dropped = paired_values(df, dataset, everything, metric, test)
-    means = np.column_stack(
-        [
-            wide[[design.cells[(level, s)] for s in design.strata]].mean(axis=1)
-            for level in design.levels
+        labels = [
+            head + (f" at {design.stratum_label(s)}" if design.others else "")
+            for s in design.strata
         ]
-    )
-    label = f"{head} (blocks: seed; mean over {over})" if over else head
-    return [Blocks(label, means.reshape(len(wide), len(design.levels)), dropped)]
+    elif blocking == "pooled":
+        labels = [f"{head} (blocks: seed x {over})" if over else head]
+    else:
+        labels = [f"{head} (blocks: seed; mean over {over})" if over else head]
+    lost = messages if blocking == "stratified" else [sum(messages, [])]
+    out = []
+    for label, matrix, dropped in zip(labels, block_matrices(cells, blocking), lost, strict=True):
+        complete = ~np.isnan(matrix).any(axis=1)
+        out.append(Blocks(label, matrix[complete], dropped, int((~complete).sum()), levels))
+    return out

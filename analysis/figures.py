@@ -1,4 +1,5 @@
-"""Figures: box plots per condition (the paper's Figures 3-5) and attention masks (Figure 2)."""
+"""Figures: box plots per condition (the paper's Figures 3-5), per-seed paired plots,
+critical-difference diagrams (Demsar 2006) and attention masks (Figure 2)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from analysis.posthoc import cliques
+from analysis.results import paired_values
 from analysis.summary import ok_values
 
 METRIC_LABELS = {"fg_ari": "FG-ARI", "fg_ari_multi": "FG-ARI (>= 2 objects)", "ari": "ARI"}
@@ -59,6 +62,80 @@ def boxplot(
     if axes[0].get_legend_handles_labels()[0]:
         axes[0].legend(loc="best", fontsize="small")
     fig.suptitle(f"{label} per condition (ok runs)")
+    fig.savefig(path, dpi=110)
+    return Path(path)
+
+
+def paired_plot(
+    df: pd.DataFrame,
+    metric: str,
+    datasets: Sequence[str],
+    comparisons: Sequence[Sequence[str]],
+    path: str | Path,
+    title: str,
+) -> Path:
+    """One panel per dataset x comparison, one line per seed between its conditions (complete
+    seeds only). Two conditions: a line is blue where the first is higher, orange where lower."""
+    fig = Figure(
+        figsize=(0.6 + 2.4 * sum(len(c) for c in comparisons) / 2, 0.6 + 3.2 * len(datasets)),
+        layout="constrained",
+    )
+    axes = fig.subplots(len(datasets), len(comparisons), squeeze=False, sharey=True)
+    for row, dataset in zip(axes, datasets, strict=True):
+        for ax, conditions in zip(row, comparisons, strict=True):
+            ax.set_title(f"{dataset}: {' vs '.join(conditions)}", fontsize="small")
+            ax.grid(axis="y", alpha=0.3)
+            positions = np.arange(len(conditions))
+            ax.set_xticks(positions, list(conditions))
+            if metric not in df.columns:
+                continue
+            wide, _ = paired_values(df, dataset, list(conditions), metric)
+            for values in wide.to_numpy():
+                colour = "0.45"
+                if len(conditions) == 2:
+                    colour = "tab:blue" if values[0] > values[1] else "tab:orange"
+                ax.plot(positions, values, color=colour, alpha=0.5, linewidth=0.8, marker=".")
+            if len(wide):
+                ax.plot(positions, wide.median().to_numpy(), color="k", linewidth=2.5)
+            ax.set_xlabel(f"{len(wide)} seeds")
+        row[0].set_ylabel(METRIC_LABELS.get(metric, metric))
+    fig.suptitle(title, fontsize="medium")
+    fig.savefig(path, dpi=110)
+    return Path(path)
+
+
+def cd_diagram(mean_ranks: Mapping[str, float], cd: float, path: str | Path, title: str) -> Path:
+    """Demsar's critical-difference diagram: conditions at their mean ranks (rank k = highest
+    metric), the CD bar, and thick bars joining conditions whose mean ranks differ by less."""
+    names, ranks = list(mean_ranks), np.array(list(mean_ranks.values()), dtype=float)
+    k = len(names)
+    order = np.argsort(ranks, kind="stable")
+    groups = cliques(ranks, cd)
+    fig = Figure(figsize=(6.4, 1.6 + 0.32 * (k + len(groups))), layout="constrained")
+    ax = fig.subplots()
+    ax.set_xlim(0.6, k + 0.4)
+    label_y = [-(1.2 + 0.5 * i) for i in range(k)]
+    ax.set_ylim(min(label_y) - 0.6, 1.6)
+    ax.hlines(0, 1, k, color="k")
+    for tick in range(1, k + 1):
+        ax.vlines(tick, 0, 0.12, color="k")
+        ax.text(tick, 0.22, str(tick), ha="center", va="bottom", fontsize="small")
+    ax.plot([1, 1 + cd], [1.2, 1.2], color="tab:red", linewidth=2)
+    ax.text(1 + cd / 2, 1.3, f"CD = {cd:.3g}", ha="center", va="bottom", fontsize="small")
+    for y, j in zip(label_y, order, strict=True):
+        left = y > label_y[k // 2] if k > 1 else True
+        x_text = 0.7 if left else k + 0.3
+        ax.plot([ranks[j], ranks[j], x_text], [0, y, y], color="0.3", linewidth=0.8)
+        ax.text(
+            x_text, y + 0.08, f"{names[j]} ({ranks[j]:.2f})", ha="left" if left else "right",
+            va="bottom", fontsize="small",
+        )  # fmt: skip
+    for level, members in enumerate(groups):
+        span = ranks[list(members)]
+        y = -0.3 - 0.2 * level
+        ax.plot([span.min() - 0.03, span.max() + 0.03], [y, y], color="k", linewidth=4)
+    ax.set_axis_off()
+    ax.set_title(title, fontsize="small")
     fig.savefig(path, dpi=110)
     return Path(path)
 

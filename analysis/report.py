@@ -11,16 +11,22 @@ import numpy as np
 import pandas as pd
 
 from analysis import figures
-from analysis.formatting import format_number
+from analysis.formatting import format_number, format_p
 from analysis.results import load_results, ordered, parameter_columns, status_counts
-from analysis.spec_tests import DROPPED_SEPARATOR, run_tests, validate_tests
+from analysis.spec_tests import DROPPED_SEPARATOR, analyse, normalise_test, validate_tests
 from analysis.summary import (
     SUMMARY_METRICS,
     stop_effect_table,
     summary_table,
     trivial_baseline,
 )
-from analysis.tables import latex_table, markdown_table, summary_display, tests_display
+from analysis.tables import (
+    latex_table,
+    markdown_table,
+    posthoc_display,
+    summary_display,
+    tests_display,
+)
 
 BOXPLOT_METRICS = ("fg_ari", "fg_ari_multi", "ari")
 
@@ -34,7 +40,9 @@ def write_report(
     """Analyse ``results`` (results.csv or its DataFrame) as ``spec`` declares; return the paths.
 
     ``results_dir`` is the folder that ``run_dir`` entries are relative to (default: the folder of
-    results.csv); without it the attention-mask figures are skipped.
+    results.csv); without it the attention-mask figures are skipped. Everything is computed before
+    ``out_dir`` is created, so an invalid spec or results table (ValueError) writes nothing; a
+    comparison that cannot be computed is marked in the report instead.
     """
     df = load_results(results)
     if results_dir is None and not isinstance(results, pd.DataFrame):
@@ -45,21 +53,12 @@ def write_report(
     problems = validate_tests(spec.get("tests"), paper, conditions, datasets)
     if problems:
         raise ValueError("spec tests/paper invalid:\n" + "\n".join(problems))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     paper_medians = (paper or {}).get("medians")
-    parameters = parameter_columns(spec.get("conditions"))
-    tests = run_tests(spec.get("tests") or [], df, datasets, parameters, paper)
+    declared = [normalise_test(t) for t in spec.get("tests") or []]
+    analysis = analyse(declared, df, datasets, parameter_columns(spec.get("conditions")), paper)
+    tests = analysis.tests
     summary = summary_table(df, datasets, conditions)
     stop = stop_effect_table(df, datasets, conditions)
-    written = {
-        "summary_csv": out / "summary.csv",
-        "tests_csv": out / "tests.csv",
-        "summary_tex": out / "summary.tex",
-        "tests_tex": out / "tests.tex",
-    }
-    summary.to_csv(written["summary_csv"], index=False)
-    tests.to_csv(written["tests_csv"], index=False)
     main_metric = [m for m in SUMMARY_METRICS if m in df.columns][:1]
     other_metrics = [m for m in SUMMARY_METRICS[1:] if m in df.columns]
     shown_summary = summary_display(summary, main_metric, paper_medians)
@@ -69,6 +68,18 @@ def write_report(
     summary_tex = latex_table(shown_summary, f"{title}: FG-ARI per condition", "tab:summary")
     if shown_other is not None:
         summary_tex += latex_table(shown_other, f"{title}: other metrics", "tab:summary-other")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = {
+        "summary_csv": out / "summary.csv",
+        "tests_csv": out / "tests.csv",
+        "posthoc_csv": out / "posthoc.csv",
+        "summary_tex": out / "summary.tex",
+        "tests_tex": out / "tests.tex",
+    }
+    summary.to_csv(written["summary_csv"], index=False)
+    tests.to_csv(written["tests_csv"], index=False)
+    analysis.posthoc.to_csv(written["posthoc_csv"], index=False)
     written["summary_tex"].write_text(summary_tex)
     written["tests_tex"].write_text(latex_table(shown_tests, f"{title}: tests", "tab:tests"))
     baselines = {d: trivial_baseline(df, d) for d in datasets}
@@ -79,6 +90,14 @@ def write_report(
                 baselines if metric == "fg_ari" else None,
                 paper_medians if metric == "fg_ari" else None,
             )  # fmt: skip
+    for test in declared:
+        comparisons = test["pairs"] if test["kind"] == "wilcoxon" else [test["conditions"]]
+        written[_file_key("paired", test["name"])] = figures.paired_plot(
+            df, test["metric"], datasets, comparisons,
+            out / f"{_file_key('paired', test['name'])}.png",
+            f"{test['name']}: {test['metric']} per seed (one line per seed; black: medians)",
+        )  # fmt: skip
+    _cd_figures(analysis.posthoc, out, written)
     mask_lines = _mask_figures(df, datasets, conditions, results_dir, out, written)
     sections = [
         _header(spec, title),
@@ -87,12 +106,35 @@ def write_report(
         _summary_section(shown_summary, shown_other),
         _figure_lines(written, any(np.isfinite(list(baselines.values()))), bool(paper_medians)),
         _tests_section(tests, shown_tests),
+        _posthoc_section(analysis.posthoc, written),
         _stop_section(stop),
         "## Attention masks (median-FG-ARI run per condition)\n\n" + "\n".join(mask_lines) + "\n",
     ]
     written["report"] = out / "report.md"
     written["report"].write_text("\n".join(sections))
     return written
+
+
+def _file_key(kind: str, *parts: str) -> str:
+    """A file-name-safe key such as ``paired_pairs`` or ``cd_omnibus_objects_room``."""
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", "_".join([kind, *parts]))
+
+
+def _cd_figures(posthoc: pd.DataFrame, out: Path, written: dict[str, Path]) -> None:
+    """One critical-difference diagram per post-hoc family (dataset x test x comparison)."""
+    for index, ((dataset, test, comparison), pairs) in enumerate(
+        posthoc.groupby(["dataset", "test", "comparison"], sort=False)
+    ):
+        ranks = dict(zip(pairs["first"], pairs["mean_rank_first"], strict=True))
+        ranks.update(zip(pairs["second"], pairs["mean_rank_second"], strict=True))
+        key = _file_key("cd", test, dataset)
+        key = key if key not in written else f"{key}_{index}"
+        omnibus = pairs["omnibus_p"].iloc[0]
+        written[key] = figures.cd_diagram(
+            ranks, float(pairs["cd"].iloc[0]), out / f"{key}.png",
+            f"{dataset} / {test} ({comparison}): Nemenyi CD at alpha "
+            f"{pairs['alpha'].iloc[0]:g}; Friedman p = {format_p(omnibus)}",
+        )  # fmt: skip
 
 
 def _header(spec: Mapping[str, Any], title: str) -> str:
@@ -174,44 +216,104 @@ def _summary_section(main: pd.DataFrame, other: pd.DataFrame | None) -> str:
 
 
 def _figure_lines(written: Mapping[str, Path], baseline: bool, paper: bool) -> str:
-    lines = [
-        f"![{key}]({path.name})" for key, path in written.items() if key.startswith("boxplot_")
-    ]
+    boxes = [f"![{k}]({path.name})" for k, path in written.items() if k.startswith("boxplot_")]
     note = "Boxes: quartiles and median of the ok runs; whiskers 1.5 IQR; open circles: outliers"
     note += "; dashed line: median FG-ARI of the trivial segmentation" if baseline else ""
     note += "; red diamonds: the paper's medians" if paper else ""
-    return "\n\n".join(lines + [note + "."]) + "\n"
+    paired = [f"![{k}]({path.name})" for k, path in written.items() if k.startswith("paired_")]
+    lines = [*boxes, note + "."]
+    if paired:
+        lines += [
+            "Per seed, the same runs paired as each declared test pairs them (one line per seed "
+            "with every condition of the comparison ok; blue: the first condition higher, "
+            "orange: lower; black: the medians):",
+            *paired,
+        ]
+    return "\n\n".join(lines) + "\n"
 
 
 def _tests_section(tests: pd.DataFrame, shown: pd.DataFrame) -> str:
     if tests.empty:
         return "## Statistical tests\n\nThe spec declares no tests.\n"
-    variants = dict.fromkeys(
-        f"- `{r['test']}`"
-        + (f" ({r['dataset']})" if r["kind"] == "wilcoxon" else "")
-        + f": {r['variant']}; {r['rule']}"
+    families = dict.fromkeys(
+        f"- `{r['test']}` ({r['dataset']}): {r['rule']}"
+        + (f". {r['description']}" if r["description"] else "")
         for _, r in tests.iterrows()
     )
-    dropped = [m for text in tests["dropped"] if text for m in text.split(DROPPED_SEPARATOR)]
+    details = [
+        f"- `{r['test']}` ({r['dataset']}), {r['comparison']}: "
+        + (f"method: {r['method']}; " if r["method"] else "")
+        + f"{r['assumptions']}; {r['n_dropped']:g} block(s) dropped for missing or failed runs"
+        for _, r in tests.iterrows()
+        if not r["note"]
+    ]
+    variants = dict.fromkeys(f"- `{r['test']}`: {r['variant']}" for _, r in tests.iterrows())
+    notes = [f"- {r['note']}" for _, r in tests.iterrows() if r["note"]]
     lines = [
         "## Statistical tests",
         "",
         markdown_table(shown),
-        "Wilcoxon: W = min(W+, W-) (two-sided), differences first minus second; "
-        "r = (W+ - W-)/(W+ + W-), positive when the first condition is higher; HL = Hodges-Lehmann "
-        "shift (median of the Walsh averages) with its 95% CI. Friedman: Kendall's W = "
-        "chi2 / (n (k - 1)); with k = 2 levels the Friedman test is the two-sided sign test "
-        "(normal approximation, no continuity correction). p-values are survival functions, "
-        "stored as full floats in tests.csv.",
+        "Wilcoxon: W = min(W+, W-) (two-sided), differences first minus second; n = differences "
+        "ranked (zero_method wilcox drops the zero differences first); z = normal deviate where "
+        "the normal approximation is used, positive when the first condition is higher; HL = "
+        "Hodges-Lehmann shift (median of the Walsh averages of all pairs, zeros included) with its "
+        "95% CI; r = (W+ - W-)/(W+ + W-). Friedman: mean ranks per condition or level (higher = "
+        "higher metric); Kendall's W = chi2 / (n (k - 1)); with k = 2 levels the Friedman test is "
+        "the two-sided sign test (normal approximation, no continuity correction) and z = (n+ - "
+        "n-)/sqrt(n+ + n-). p-values are survival functions, stored as full floats in tests.csv.",
+        "",
+        "Families and decision rules (m = the comparisons the spec declares; one that cannot be "
+        "computed stays in its family, is never rejected, and the others are adjusted for the "
+        "declared m):",
+        "",
+        *families,
+        "",
+        "Assumptions, method used and what was left out, per comparison:",
+        "",
+        *details,
         "",
         "Test variants:",
         "",
         *variants,
         "",
     ]
+    if notes:
+        lines += ["Not computed:", "", *notes, ""]
+    dropped: dict[str, list[str]] = {}
+    for text in tests["dropped"]:
+        for message in text.split(DROPPED_SEPARATOR) if text else []:
+            run, _, test = message.partition("; block dropped from test ")
+            dropped.setdefault(run, [])
+            if test not in dropped[run]:
+                dropped[run].append(test)
     if dropped:
-        lines += ["Blocks dropped (a run missing or failed):", "", *(f"- {m}" for m in dropped), ""]
+        lines += ["Blocks dropped (a run missing or failed):", ""]
+        lines += [f"- {run}; dropped from {', '.join(t)}" for run, t in dropped.items()]
+        lines.append("")
     return "\n".join(lines)
+
+
+def _posthoc_section(posthoc: pd.DataFrame, written: Mapping[str, Path]) -> str:
+    head = "## Post-hoc tests after Friedman (k >= 3)\n\n"
+    if posthoc.empty:
+        return head + "No Friedman comparison with k >= 3 was computed.\n"
+    diagrams = [f"![{k}]({path.name})" for k, path in written.items() if k.startswith("cd_")]
+    return head + "\n".join(
+        [
+            "All pairs of the omnibus test's conditions. Nemenyi: mean-rank difference against "
+            "the studentized range (family-wise error controlled over the m pairs by itself; "
+            "different when |difference| >= CD, Demsar 2006). Conover: t on rank sums with the "
+            "residual rank variance, df = (n-1)(k-1), then Holm over the m pairs. Read them only "
+            "where the omnibus test rejects (its p is in the diagram's title).",
+            "",
+            markdown_table(posthoc_display(posthoc)),
+            "Critical-difference diagrams (mean ranks, higher = higher metric; a thick bar joins "
+            "conditions the Nemenyi test does not separate):",
+            "",
+            "\n\n".join(diagrams),
+            "",
+        ]
+    )
 
 
 def _stop_section(stop: pd.DataFrame) -> str:

@@ -60,12 +60,29 @@ def load_results(results: pd.DataFrame | str | Path) -> pd.DataFrame:
     if duplicated.any():
         first = df.loc[duplicated, ["dataset", "condition", "seed"]].iloc[0].tolist()
         raise ValueError(f"results: duplicate row for (dataset, condition, seed) = {first}")
+    _refuse_mixed_numerics(df)
     for column in METRICS:
         if column in df.columns:
             df[column] = pd.to_numeric(df[column], errors="coerce")
     if "continued" in df.columns:
         df["continued"] = df["continued"].map(_as_bool).astype(bool)
     return df
+
+
+def _refuse_mixed_numerics(df: pd.DataFrame) -> None:
+    """A table whose finished runs come from different monetk numerics versions (column
+    ``numerics``, issue 14: 0.2's NLL and Eq. 10 are not 0.3's) is refused, naming the versions."""
+    if "numerics" not in df.columns:
+        return
+    versions = pd.to_numeric(df.loc[df["status"] != "missing", "numerics"], errors="coerce")
+    found = sorted({int(v) for v in versions.dropna()})
+    if len(found) > 1:
+        counts = ", ".join(f"{v}: {int((versions == v).sum())} runs" for v in found)
+        raise ValueError(
+            f"results.numerics: runs of different monetk numerics versions ({counts}) do not "
+            "compute the same losses and cannot be compared; re-run the older runs with this "
+            "monetk or analyse each version's rows apart"
+        )
 
 
 def _as_bool(value: Any) -> bool:
@@ -91,14 +108,41 @@ def parameter_columns(conditions: Mapping[str, Any] | None) -> list[str]:
     return names
 
 
+def missing_data(
+    df: pd.DataFrame, dataset: str, conditions: Sequence[str], metric: str
+) -> list[str]:
+    """What keeps a comparison of ``conditions`` in ``dataset`` from being computed at all: the
+    metric is not a results column, or a condition has no ok run with a value (empty if none)."""
+    if metric not in df.columns:
+        return [f"metric {metric!r} is not a column of the results"]
+    problems = []
+    for condition in conditions:
+        rows = df[(df["dataset"] == dataset) & (df["condition"] == condition)]
+        ok = rows[(rows["status"] == "ok") & rows[metric].notna()]
+        if rows.empty:
+            problems.append(f"condition {condition!r} has no runs for dataset {dataset}")
+        elif ok.empty:
+            counts = ", ".join(f"{n} {s}" for s, n in rows["status"].value_counts().items())
+            problems.append(
+                f"condition {condition!r} has no ok run with a {metric} value for dataset "
+                f"{dataset} ({counts})"
+            )
+    return problems
+
+
 def paired_values(
-    df: pd.DataFrame, dataset: str, conditions: Sequence[str], metric: str, test: str = ""
+    df: pd.DataFrame,
+    dataset: str,
+    conditions: Sequence[str],
+    metric: str,
+    test: str = "",
+    complete: bool = True,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Seeds x ``conditions`` table of ``metric``, keeping seeds whose runs are all ok.
 
     Every seed that appears for one of ``conditions`` in ``dataset`` but lacks an ok value in
-    another is dropped; each drop gives a message naming dataset, condition and seed (also issued
-    as a :class:`BlockDroppedWarning`).
+    another is dropped (kept as NaN with ``complete=False``); each gives a message naming dataset,
+    condition and seed (also issued as a :class:`BlockDroppedWarning`).
     """
     if metric not in df.columns:
         raise ValueError(f"metric: results have no column {metric!r}")
@@ -119,7 +163,8 @@ def paired_values(
             )
     for message in messages:
         warnings.warn(message, BlockDroppedWarning, stacklevel=2)
-    return wide.dropna(axis=0, how="any").astype(float), messages
+    wide = wide.astype(float)
+    return (wide.dropna(axis=0, how="any") if complete else wide), messages
 
 
 def status_counts(

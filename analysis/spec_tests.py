@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from analysis import correction
-from analysis.factor import BLOCKINGS, Blocks, factor_blocks, factor_design
+from analysis.factor import ASSUMPTIONS, BLOCKINGS, Blocks, factor_blocks, factor_design
 from analysis.friedman import friedman
-from analysis.results import METRICS, MIN_BLOCKS, paired_values
-from analysis.wilcoxon import ALTERNATIVES, METHODS, ZERO_METHODS, signed_rank
+from analysis.posthoc import all_pairs, critical_difference
+from analysis.results import METRICS, MIN_BLOCKS, missing_data, paired_values
+from analysis.wilcoxon import ALTERNATIVES, METHOD_TEXT, METHODS, ZERO_METHODS, signed_rank
 
 KINDS = ("friedman", "friedman_factor", "wilcoxon")
-COMMON_DEFAULTS: dict[str, Any] = {"metric": "fg_ari", "correction": "holm", "alpha": 0.05}
+COMMON_DEFAULTS: dict[str, Any] = {
+    "metric": "fg_ari",
+    "correction": "holm",
+    "alpha": 0.05,
+    "description": None,
+}
 KIND_DEFAULTS: dict[str, dict[str, Any]] = {
     "friedman": {"conditions": None},
     "friedman_factor": {"conditions": None, "factor": None, "blocking": None},
@@ -90,6 +97,8 @@ def _validate_test(where: str, test: Any, conditions: list[str], names: list[str
     for key, options in CHOICES.items():
         if key in full and full[key] not in options:
             problems.append(f"{where}.{key}: {full[key]!r} is not one of {', '.join(options)}")
+    if full["description"] is not None and not isinstance(full["description"], str):
+        problems.append(f"{where}.description: {full['description']!r} must be text")
     alpha = full["alpha"]
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
         problems.append(f"{where}.alpha: {alpha!r} must be a number in (0, 1)")
@@ -228,6 +237,15 @@ def _is_p(value: Any) -> bool:
     return _is_number(value) and 0 <= value <= 1
 
 
+@dataclass(frozen=True)
+class Analysis:
+    """Every declared comparison (``tests``, :data:`TEST_COLUMNS`) and the all-pairs post-hoc
+    tests after each Friedman comparison with k >= 3 (``posthoc``, :data:`POSTHOC_COLUMNS`)."""
+
+    tests: pd.DataFrame
+    posthoc: pd.DataFrame
+
+
 def run_tests(
     tests: Sequence[Mapping[str, Any]],
     results: pd.DataFrame,
@@ -235,108 +253,262 @@ def run_tests(
     parameters: Sequence[str],
     paper: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
-    """One row per dataset x test x comparison, corrected within each (dataset, test) family."""
-    rows = []
+    """One row per dataset x test x declared comparison, corrected within each family."""
+    return analyse(tests, results, datasets, parameters, paper).tests
+
+
+def analyse(
+    tests: Sequence[Mapping[str, Any]],
+    results: pd.DataFrame,
+    datasets: Sequence[str],
+    parameters: Sequence[str],
+    paper: Mapping[str, Any] | None = None,
+) -> Analysis:
+    """Run every declared test on every dataset; a comparison that cannot be computed is a row
+    with a ``note`` saying what is missing, and stays in its correction family (m)."""
+    rows, posthoc = [], []
     for dataset in datasets:
         for raw in tests:
             test = normalise_test(raw)
-            family = [
-                _comparison_row(dataset, test, c)
-                for c in _comparisons(results, dataset, test, parameters)
-            ]
+            comparisons = _comparisons(results, dataset, test, parameters)
+            family = [_comparison_row(dataset, test, c) for c in comparisons]
             _correct(family, test)
-            for row in family:
+            for row, comparison in zip(family, comparisons, strict=True):
                 row["paper_p"] = _paper_p(paper, dataset, test, row["comparison"])
+                posthoc += _posthoc_rows(row, comparison)
             rows += family
-    return pd.DataFrame(rows, columns=TEST_COLUMNS)
+    return Analysis(
+        pd.DataFrame(
+            [{c: r.get(c, "" if c in _TEXT else np.nan) for c in TEST_COLUMNS} for r in rows],
+            columns=TEST_COLUMNS,
+        ),
+        pd.DataFrame(posthoc, columns=POSTHOC_COLUMNS),
+    )
 
 
 TEST_COLUMNS = [
-    "dataset", "test", "kind", "comparison", "metric", "statistic_name", "statistic", "df",
-    "p_value", "p_adjusted", "correction", "m", "alpha", "reject", "rule", "n", "n_dropped",
-    "dropped", "note", "kendall_w", "rank_biserial", "hl_shift", "hl_ci_low", "hl_ci_high",
-    "variant", "paper_p",
+    "dataset", "test", "kind", "comparison", "metric", "statistic_name", "statistic", "df", "z",
+    "p_value", "p_adjusted", "correction", "m", "alpha", "reject", "rule", "method", "blocking",
+    "n_blocks", "n", "n_dropped", "n_zero", "n_tied", "dropped", "note", "mean_ranks",
+    "median_difference", "kendall_w", "rank_biserial", "hl_shift", "hl_ci_low", "hl_ci_high",
+    "direction", "variant", "assumptions", "description", "paper_p",
 ]  # fmt: skip
+_TEXT = {"method", "mean_ranks", "direction"}
+POSTHOC_COLUMNS = [
+    "dataset", "test", "comparison", "first", "second", "mean_rank_first", "mean_rank_second",
+    "rank_difference", "nemenyi_q", "nemenyi_p", "cd", "conover_t", "conover_p",
+    "conover_p_holm", "m", "alpha", "nemenyi_reject", "conover_reject", "omnibus_p",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Comparison:
+    """A declared comparison: its blocks, or ``problem`` when it cannot be computed."""
+
+    label: str
+    variant: str
+    blocks: Blocks | None = None
+    blocking: str = ""
+    problem: str = ""
 
 
 def _comparisons(
     results: pd.DataFrame, dataset: str, test: dict[str, Any], parameters: Sequence[str]
-) -> list[tuple[Blocks, str]]:
-    name, metric = test["name"], test["metric"]
-    if test["kind"] == "friedman":
-        wide, dropped = paired_values(results, dataset, test["conditions"], metric, name)
-        label = ", ".join(test["conditions"])
-        variant = f"Friedman omnibus over {label}; blocks = seed"
-        return [(Blocks(label, wide.to_numpy(), dropped), variant + _FRIEDMAN_VARIANT)]
-    if test["kind"] == "friedman_factor":
-        design = factor_design(results, dataset, test["conditions"], test["factor"], parameters)
+) -> list[_Comparison]:
+    name, metric, kind = test["name"], test["metric"], test["kind"]
+    if kind == "wilcoxon":
+        out = []
+        for first, second in test["pairs"]:
+            label = pair_label(first, second)
+            variant = (
+                f"Wilcoxon signed-rank, paired by seed, d = {first} - {second}; "
+                f"zero_method={test['zero_method']}, method={test['method']}, "
+                f"continuity={test['continuity']}, alternative={test['alternative']}"
+            )
+            problems = missing_data(results, dataset, [first, second], metric)
+            if problems:
+                out.append(_Comparison(label, variant, problem="; ".join(problems)))
+                continue
+            wide, dropped = paired_values(results, dataset, [first, second], metric, name)
+            blocks = Blocks(label, wide.to_numpy(), dropped, len(dropped), (first, second))
+            out.append(_Comparison(label, variant, blocks))
+        return out
+    conditions = test["conditions"]
+    label = ", ".join(conditions)
+    if kind == "friedman":
+        variant = f"Friedman omnibus over {label}; blocks = seed" + _FRIEDMAN_VARIANT
+    else:
         variant = f"Friedman about {test['factor']}, blocking {test['blocking']}"
-        blocks = factor_blocks(results, dataset, design, metric, test["blocking"], name)
-        return [(b, variant + _FRIEDMAN_VARIANT) for b in blocks]
-    out = []
-    for first, second in test["pairs"]:
-        label = pair_label(first, second)
-        wide, dropped = paired_values(results, dataset, [first, second], metric, f"{name}: {label}")
-        variant = (
-            f"Wilcoxon signed-rank, paired by seed, d = {first} - {second}; "
-            f"zero_method={test['zero_method']}, method={test['method']}, "
-            f"continuity={test['continuity']}, alternative={test['alternative']}"
-        )
-        out.append((Blocks(label, wide.to_numpy(), dropped), variant))
-    return out
+        variant += _FRIEDMAN_VARIANT
+        label = f"{test['factor']} ({test['blocking']})"
+    problems = missing_data(results, dataset, conditions, metric)
+    if problems:
+        return [
+            _Comparison(
+                label, variant, blocking=test.get("blocking") or "", problem="; ".join(problems)
+            )
+        ]
+    if kind == "friedman":
+        wide, dropped = paired_values(results, dataset, conditions, metric, name)
+        blocks = Blocks(label, wide.to_numpy(), dropped, len(dropped), tuple(conditions))
+        return [_Comparison(label, variant, blocks, "seed")]
+    try:
+        design = factor_design(results, dataset, conditions, test["factor"], parameters)
+    except ValueError as error:
+        return [_Comparison(label, variant, blocking=test["blocking"], problem=str(error))]
+    blocks = factor_blocks(results, dataset, design, metric, test["blocking"], name)
+    return [_Comparison(b.label, variant, b, test["blocking"]) for b in blocks]
 
 
 _FRIEDMAN_VARIANT = "; average ranks within blocks, tie-corrected chi-square, p = chi2(k-1).sf"
 
 
-def _comparison_row(dataset: str, test: dict[str, Any], comparison: tuple[Blocks, str]) -> dict:
-    blocks, variant = comparison
-    values = blocks.values
+def _comparison_row(dataset: str, test: dict[str, Any], comparison: _Comparison) -> dict:
     row: dict[str, Any] = {
         "dataset": dataset,
         "test": test["name"],
         "kind": test["kind"],
-        "comparison": blocks.label,
+        "comparison": comparison.label,
         "metric": test["metric"],
         "statistic_name": "W" if test["kind"] == "wilcoxon" else "chi2",
-        "n": len(values),
-        "n_dropped": len(blocks.dropped),
-        "dropped": DROPPED_SEPARATOR.join(blocks.dropped),
-        "variant": variant,
+        "blocking": comparison.blocking,
+        "variant": comparison.variant,
+        "description": test["description"] or "",
         "note": "",
+        "dropped": "",
+        "n_dropped": 0,
+        "assumptions": _assumptions(test, comparison.blocking),
     }
+    where = f"test {test['name']}, dataset {dataset}, {comparison.label}"
+    if comparison.blocks is None:
+        row.update(note=f"not computed ({where}): {comparison.problem}", n_blocks=0, n=0)
+        return row
+    blocks = comparison.blocks
+    values = blocks.values
+    row.update(
+        n_blocks=len(values),
+        n=len(values),
+        n_dropped=blocks.n_dropped,
+        dropped=DROPPED_SEPARATOR.join(blocks.dropped),
+    )
     informative = int(np.sum(np.ptp(values, axis=1) > 0)) if len(values) else 0
-    if len(values) < MIN_BLOCKS or informative == 0:
-        detail = "" if informative else "; 0 non-zero differences"
-        row["note"] = f"too few blocks (n={len(values)}{detail})"
+    if len(values) < MIN_BLOCKS:
+        row["note"] = (
+            f"not computed ({where}): too few complete blocks (n={len(values)}; "
+            f"{MIN_BLOCKS} needed)"
+        )
+        return row
+    if informative == 0:
+        row["note"] = f"not computed ({where}): all {len(values)} blocks tied (no difference)"
         return row
     if test["kind"] == "wilcoxon":
-        res = signed_rank(
-            values[:, 0],
-            values[:, 1],
-            zero_method=test["zero_method"],
-            method=test["method"],
-            continuity=test["continuity"],
-            alternative=test["alternative"],
-        )
-        if test["method"] == "auto":
-            row["variant"] += f" (auto -> {res.method})"
-        row["variant"] += f"; HL 95% CI: {res.ci_method} Walsh order statistics"
-        row.update(
-            statistic=res.statistic, p_value=res.pvalue, n=res.n, rank_biserial=res.rank_biserial,
-            hl_shift=res.hl_shift, hl_ci_low=res.ci_low, hl_ci_high=res.ci_high,
-        )  # fmt: skip
-        return row
-    res = friedman(values)
-    row.update(statistic=res.statistic, df=res.df, p_value=res.pvalue, kendall_w=res.kendall_w)
+        _wilcoxon_row(row, test, blocks)
+    else:
+        _friedman_row(row, blocks)
     return row
+
+
+def _wilcoxon_row(row: dict, test: dict[str, Any], blocks: Blocks) -> None:
+    res = signed_rank(
+        blocks.values[:, 0],
+        blocks.values[:, 1],
+        zero_method=test["zero_method"],
+        method=test["method"],
+        continuity=test["continuity"],
+        alternative=test["alternative"],
+    )
+    first, second = blocks.columns
+    row["variant"] += (
+        f" -> {METHOD_TEXT[res.method]}; HL 95% CI: {res.ci_method} Walsh order statistics"
+    )
+    sign = ">" if res.hl_shift > 0 else "<" if res.hl_shift < 0 else "="
+    row.update(
+        statistic=res.statistic, p_value=res.pvalue, n=res.n, z=res.z, method=res.method,
+        n_zero=res.n_zero, n_tied=res.n_tied, rank_biserial=res.rank_biserial,
+        median_difference=float(np.median(blocks.values[:, 0] - blocks.values[:, 1])),
+        hl_shift=res.hl_shift, hl_ci_low=res.ci_low, hl_ci_high=res.ci_high,
+        direction=f"{first} {sign} {second}",
+    )  # fmt: skip
+    zeros = {
+        "wilcox": "dropped before ranking (n counts the non-zero differences)",
+        "pratt": "ranked, then their ranks dropped (Pratt)",
+        "zsplit": "their ranks split between W+ and W-",
+    }[test["zero_method"]]
+    row["assumptions"] += (
+        f"; {res.n_pairs} pairs, {res.n_zero} zero differences ({zeros}), {res.n_tied} non-zero "
+        f"differences tied in |d|; HL and its interval over all {res.n_pairs} pairs, zeros included"
+    )
+
+
+def _friedman_row(row: dict, blocks: Blocks) -> None:
+    res = friedman(blocks.values)
+    row.update(
+        statistic=res.statistic, df=res.df, p_value=res.pvalue, kendall_w=res.kendall_w,
+        z=res.z, method="chi-square approximation", n_zero=res.n_all_tied, n_tied=res.n_tied,
+        mean_ranks="; ".join(
+            f"{c}: {r:.3g}" for c, r in zip(blocks.columns, res.mean_ranks, strict=True)
+        ),
+    )  # fmt: skip
+    if res.k == 2:
+        first, second = blocks.columns
+        difference = blocks.values[:, 0] - blocks.values[:, 1]
+        sign = ">" if res.z > 0 else "<" if res.z < 0 else "="
+        row.update(
+            median_difference=float(np.median(difference)), direction=f"{first} {sign} {second}"
+        )
+    row["assumptions"] += (
+        f"; {res.n} blocks, {res.n_all_tied} all tied (no information), {res.n_tied} with a tie"
+    )
+
+
+def _assumptions(test: dict[str, Any], blocking: str) -> str:
+    if test["kind"] == "wilcoxon":
+        return "pairs = seeds (independent runs); differences symmetric about their median"
+    if test["kind"] == "friedman":
+        return "blocks = seeds (independent runs)"
+    return ASSUMPTIONS.get(blocking, "")
+
+
+def _posthoc_rows(row: dict, comparison: _Comparison) -> list[dict]:
+    """Nemenyi and Conover-Holm for a computed Friedman row with k >= 3 treatments."""
+    if row["kind"] == "wilcoxon" or row["note"] or row["df"] < 2 or comparison.blocks is None:
+        return []
+    values, names = comparison.blocks.values, comparison.blocks.columns
+    n, k = values.shape
+    means = friedman(values).mean_ranks
+    cd = critical_difference(k, n, row["alpha"])
+    pairs = all_pairs(values)
+    return [
+        {
+            "dataset": row["dataset"],
+            "test": row["test"],
+            "comparison": row["comparison"],
+            "first": names[r.first],
+            "second": names[r.second],
+            "mean_rank_first": means[r.first],
+            "mean_rank_second": means[r.second],
+            "rank_difference": r.rank_difference,
+            "nemenyi_q": r.nemenyi_q,
+            "nemenyi_p": r.nemenyi_p,
+            "cd": cd,
+            "conover_t": r.conover_t,
+            "conover_p": r.conover_p,
+            "conover_p_holm": r.conover_p_holm,
+            "m": len(pairs),
+            "alpha": row["alpha"],
+            "nemenyi_reject": bool(r.nemenyi_p <= row["alpha"]),
+            "conover_reject": bool(r.conover_p_holm <= row["alpha"]),
+            "omnibus_p": row["p_value"],
+        }  # fmt: skip
+        for r in pairs
+    ]
 
 
 def _correct(family: list[dict], test: dict[str, Any]) -> None:
     p = np.array([row.get("p_value", np.nan) for row in family], dtype=float)
     adjusted = correction.adjust(p, test["correction"])
     decisions = correction.reject(adjusted, test["alpha"])
-    m = int(np.sum(~np.isnan(p)))
+    m = len(family)
     for row, p_adj, decision in zip(family, adjusted, decisions, strict=True):
         row.update(
             p_adjusted=p_adj,

@@ -93,33 +93,69 @@ def summary_display(
 
 
 def tests_display(tests: pd.DataFrame, with_paper: bool) -> pd.DataFrame:
-    """Printable test table: statistic, n, p, adjusted p, decision, effect size, paper p."""
+    """Printable test table: statistic and z, blocks, p, adjusted p with rule and m, decision,
+    direction and effect size, paper p. A comparison not computed says so (reason below it)."""
     rows = []
     for r in tests.to_dict("records"):
-        too_few = bool(r["note"])
+        skipped = bool(r["note"])
         row = {
             "dataset": r["dataset"],
             "test": r["test"],
             "comparison": r["comparison"],
-            "statistic": _statistic(r) if not too_few else r["note"],
-            "n": r["n"],
-            "p": format_p(r["p_value"]) if not too_few else r["note"],
-            "p adj.": f"{format_p(r['p_adjusted'])} ({r['correction']})" if not too_few else "-",
-            "reject": _decision(r) if not too_few else "-",
-            "effect size": _effect(r) if not too_few else "-",
+            "statistic": "not computed" if skipped else _statistic(r),
+            "n": _n(r),
+            "p": "n/a" if skipped else format_p(r["p_value"]),
+            "p adj.": f"{'n/a' if skipped else format_p(r['p_adjusted'])} "
+            f"({r['correction']}, m={r['m']})",
+            "reject": "-" if skipped else _decision(r),
+            "direction, effect size": "-" if skipped else _effect(r),
         }
         if with_paper:
             row["paper p"] = format_paper_p(r["paper_p"])
         rows.append(row)
     columns = ["dataset", "test", "comparison", "statistic", "n", "p", "p adj.", "reject"]
-    columns += ["effect size", "paper p"] if with_paper else ["effect size"]
+    columns += ["direction, effect size", "paper p"] if with_paper else ["direction, effect size"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def posthoc_display(posthoc: pd.DataFrame) -> pd.DataFrame:
+    """Printable post-hoc table: mean ranks, Nemenyi p against CD, Conover p with Holm."""
+    rows = [
+        {
+            "dataset": r["dataset"],
+            "test": r["test"],
+            "pair": f"{r['first']} vs {r['second']}",
+            "mean ranks": f"{r['mean_rank_first']:.3g} vs {r['mean_rank_second']:.3g}",
+            "Nemenyi p": format_p(r["nemenyi_p"]),
+            "CD": format_number(r["cd"]),
+            "Conover p": format_p(r["conover_p"]),
+            "Conover p adj.": f"{format_p(r['conover_p_holm'])} (holm, m={r['m']})",
+            "different (Nemenyi / Conover)": f"{_yes(r['nemenyi_reject'])} / "
+            f"{_yes(r['conover_reject'])} (alpha {r['alpha']:g})",
+        }
+        for r in posthoc.to_dict("records")
+    ]
+    return pd.DataFrame(rows)
+
+
+def _yes(value: Any) -> str:
+    return "yes" if value else "no"
+
+
+def _n(r: Mapping[str, Any]) -> str:
+    if r["kind"] == "wilcoxon" and not r["note"]:
+        return f"{r['n_blocks']:g} pairs ({r['n_zero']:g} zero, n = {r['n']:g} ranked)"
+    return f"{r['n_blocks']:g} blocks"
 
 
 def _statistic(r: Mapping[str, Any]) -> str:
     if r["kind"] == "wilcoxon":
-        return f"W = {format_number(r['statistic'], 4)}"
-    return f"chi2({r['df']:g}) = {format_number(r['statistic'], 4)}"
+        text = f"W = {format_number(r['statistic'], 4)}"
+    else:
+        text = f"chi2({r['df']:g}) = {format_number(r['statistic'], 4)}"
+    if pd.notna(r["z"]):
+        text += f"; z = {format_number(r['z'], 3)}"
+    return text
 
 
 def _decision(r: Mapping[str, Any]) -> str:
@@ -128,8 +164,10 @@ def _decision(r: Mapping[str, Any]) -> str:
 
 def _effect(r: Mapping[str, Any]) -> str:
     if r["kind"] != "wilcoxon":
-        return f"Kendall's W = {format_number(r['kendall_w'])}"
+        head = f"{r['direction']}; " if r["direction"] else ""
+        return f"{head}mean ranks {r['mean_ranks']}; Kendall's W = {format_number(r['kendall_w'])}"
     return (
-        f"r = {format_number(r['rank_biserial'])}; HL = {format_number(r['hl_shift'])} "
-        f"[{format_number(r['hl_ci_low'])}, {format_number(r['hl_ci_high'])}]"
+        f"{r['direction']}; HL = {format_number(r['hl_shift'])} "
+        f"[{format_number(r['hl_ci_low'])}, {format_number(r['hl_ci_high'])}]; "
+        f"r = {format_number(r['rank_biserial'])}"
     )

@@ -95,3 +95,12 @@ def test_all_blocks_tied_gives_nan():
 def test_bad_input_names_the_argument(bad):
     with pytest.raises(ValueError, match="blocks"):
         friedman(bad)
+
+
+def test_k2_z_is_the_signed_sign_test_deviate_and_ties_are_counted():
+    # blocks of test_k2_hand_example: n+ = 1, n- = 4, one all-tied block -> z = (1 - 4) / sqrt(5)
+    res = friedman([(1, 2), (3, 1), (2, 5), (4, 4), (6, 7), (0, 1)])
+    assert res.z == pytest.approx(-3 / np.sqrt(5), rel=1e-12)
+    assert (res.n_all_tied, res.n_tied) == (1, 1)
+    three = friedman([[1, 1, 2], [1, 1, 1], [1, 2, 3]])
+    assert np.isnan(three.z) and (three.n_all_tied, three.n_tied) == (1, 2)

@@ -1,8 +1,5 @@
 """write_report and the CLI on the made-up fixtures: every file, with the expected rows."""
 
-import shutil
-import sys
-import types
 import warnings
 from pathlib import Path
 
@@ -10,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from scipy import stats
 
 from analysis import write_report
 from analysis.figures import median_seed
@@ -51,7 +49,22 @@ def test_section3_1_report(tmp_path):
     assert tests.groupby("dataset")["test"].apply(list).to_dict()["objects_room"] == [
         "omnibus", "beta", "gamma", "beta_pooled", "gamma_stratified", "gamma_stratified",
     ]  # fmt: skip
-    assert tests["p_value"].between(0, 1).all()
+    # k = 2 factor tests are sign tests: p = chi2_1.sf((n+ - n-)^2 / (n+ + n-)) from the raw rows
+    df = load_results(FIXTURES / "section3_1_results.csv")
+    room = df[(df["dataset"] == "objects_room") & (df["status"] == "ok")]
+    wide = room.pivot(index="seed", columns="condition", values="fg_ari")
+    pooled = pd.concat([wide["11"] - wide["01"], wide["10"] - wide["00"]]).dropna()
+    marginal = ((wide["11"] + wide["10"]) / 2 - (wide["01"] + wide["00"]) / 2).dropna()
+    rows = tests[tests["dataset"] == "objects_room"].set_index("test")
+    for name, d in (("beta_pooled", pooled), ("beta", marginal)):
+        plus, minus = int((d > 1e-12).sum()), int((d < -1e-12).sum())
+        expected = stats.chi2.sf((plus - minus) ** 2 / (plus + minus), 1)
+        assert rows.loc[name, "p_value"] == pytest.approx(expected, rel=1e-9), name
+        assert rows.loc[name, "n_blocks"] == len(d)
+    posthoc = pd.read_csv(tmp_path / "posthoc.csv", dtype={"first": str, "second": str})
+    assert len(posthoc) == 12 and set(posthoc["test"]) == {"omnibus"}
+    for name in ("cd_omnibus_objects_room.png", "paired_beta_pooled.png", "paired_omnibus.png"):
+        assert (tmp_path / name).read_bytes()[:8] == PNG_MAGIC, name
 
     report = (tmp_path / "report.md").read_text()
     for text in [
@@ -61,10 +74,17 @@ def test_section3_1_report(tmp_path):
         "| objects_room | objects_room_generated |",
         "| objects_room | 10 | 19 | 1 | 0 | 20 |",
         "- failed: objects_room, condition 10, seed 7: NaN loss at step 120000",
-        "- objects_room, condition '10', seed 7: run failed; block dropped from test beta",
+        "- objects_room, condition '10', seed 7: run failed; dropped from omnibus, beta, gamma, "
+        "beta_pooled, gamma_stratified",
         "| objects_room | beta | beta: 0.5 vs 0 (blocks: seed; mean over gamma) |",
         "Friedman about gamma, blocking stratified",
-        "holm (m=2): adjusted p <= 0.05",
+        "- `gamma_stratified` (objects_room): holm step-down (m=2)",
+        "(holm, m=2)",
+        "counted as independent: NOT valid if the factor's effect varies by seed",
+        "## Post-hoc tests after Friedman (k >= 3)",
+        "| objects_room | omnibus | 11 vs 10 |",
+        "![cd_omnibus_objects_room](cd_omnibus_objects_room.png)",
+        "![paired_beta](paired_beta.png)",
         "## Effect of the stopping rule (Table 1)",
         "| multi_dsprites | 11 | fg_ari | 2 |",
         "![boxplot_fg_ari](boxplot_fg_ari.png)",
@@ -77,18 +97,30 @@ def test_section3_1_report(tmp_path):
 def test_section3_3_report(tmp_path):
     _report("section3_3", tmp_path)
     tests = pd.read_csv(tmp_path / "tests.csv")
-    assert list(tests["comparison"]) == ["MSE+M vs MW+M", "MW+M vs NLL+M", "NLL+M vs MSE+M"] * 2
-    assert (tests["correction"] == "holm").all() and (tests["m"] == 3).all()
+    assert list(tests["comparison"]) == ["MSE+M vs MW+M", "MW+M vs NLL+M", "NLL+M vs MSE+M"] * 4
+    assert (
+        list(tests["correction"])
+        == ["holm"] * 3 + ["bonferroni"] * 3 + ["holm"] * 3 + ["bonferroni"] * 3
+    )
+    assert (tests["m"] == 3).all()
     # the exact p of 20 pairs of one sign survives the CSV round trip as a full float: 2 / 2^20
     assert tests.loc[0, "p_value"] == 2.0**-19
     report = (tmp_path / "report.md").read_text()
     for text in [
         "This profile runs the paper's settings.",
         "| objects_room | NLL+M | 19 | 0 | 1 | 20 |",
-        "| multi_dsprites | pairs | MSE+M vs MW+M | W = 0 | 20 | 1.9e-06 | 5.7e-06 (holm) |",
+        "| multi_dsprites | pairs | MSE+M vs MW+M | W = 0 | 20 pairs (0 zero, n = 20 ranked) | "
+        "1.9e-06 | 5.7e-06 (holm, m=3) |",
+        "| MSE+M < MW+M; HL = ",
         "0 (as printed)",
         "6.7e-16",
-        "(auto -> exact); HL 95% CI: exact Walsh order statistics",
+        "-> exact (Wilcoxon's null distribution; no ties, no zeros); HL 95% CI: exact Walsh",
+        "- `pairs_bonferroni` (multi_dsprites): bonferroni (m=3): p <= alpha/m = 0.05/3 = 0.0167 "
+        "(adjusted p = min(1, 3 p) <= 0.05). Bonferroni at alpha/m = 0.05/3 is the paper's limit "
+        '"0.05/3 = 0.016" (section 3.3)',
+        "20 pairs, 0 zero differences (dropped before ranking",
+        "![paired_pairs](paired_pairs.png)",
+        "No Friedman comparison with k >= 3 was computed.",
         "No run was trained past the stopping rule",
     ]:
         assert text in report, text
@@ -96,7 +128,7 @@ def test_section3_3_report(tmp_path):
     assert len(rows) == 6
     assert all(cells[5] not in ("0", "0.000") for cells in rows)  # the p column
     tex = (tmp_path / "tests.tex").read_text()
-    assert r"MSE+M vs MW+M & W = 0 & 20 & 1.9e-06" in tex
+    assert r"MSE+M vs MW+M & W = 0 & 20 pairs (0 zero, n = 20 ranked) & 1.9e-06" in tex
 
 
 def _attention_arrays(n=2, k=5, size=16):
@@ -134,25 +166,34 @@ def test_invalid_tests_section_is_refused(tmp_path):
         write_report(spec, FIXTURES / "section3_3_results.csv", tmp_path)
 
 
-def test_cli_loads_the_spec_through_runner(tmp_path, monkeypatch, capsys):
-    calls = []
-
-    def load_spec(path, profile=None):
-        calls.append((Path(path).name, profile))
-        return yaml.safe_load(Path(path).read_text())
-
-    monkeypatch.setitem(sys.modules, "runner", types.SimpleNamespace(load_spec=load_spec))
-    monkeypatch.delitem(sys.modules, "analysis.__main__", raising=False)
-    from analysis.__main__ import main
-
-    shutil.copy(FIXTURES / "section3_3_results.csv", tmp_path / "results.csv")
-    args = [str(FIXTURES / "section3_3_spec.yaml"), str(tmp_path / "results.csv")]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        assert main([*args, "--out", str(tmp_path / "out"), "--profile", "paper"]) == 0
-    assert calls == [("section3_3_spec.yaml", "paper")]
-    assert (tmp_path / "out" / "report.md").is_file()
-    assert "tests_csv:" in capsys.readouterr().out
+def test_one_uncomputable_pair_of_three_keeps_m_3(tmp_path):
+    # MW+M copied onto NLL+M for multi_dsprites: pair 2 has only zero differences, so it has no
+    # p-value; pairs 1 and 3 are Holm-adjusted for the declared m = 3, by hand below.
+    df = load_results(FIXTURES / "section3_3_results.csv")
+    md = df["dataset"] == "multi_dsprites"
+    mw = df[md & (df["condition"] == "MW+M")].set_index("seed")["fg_ari"]
+    nll = md & (df["condition"] == "NLL+M")
+    df.loc[nll, "fg_ari"] = df.loc[nll, "seed"].map(mw).to_numpy()
+    _report("section3_3", tmp_path, results=df)
+    tests = pd.read_csv(tmp_path / "tests.csv")
+    holm = tests[(tests["dataset"] == "multi_dsprites") & (tests["test"] == "pairs")]
+    assert list(holm["m"]) == [3, 3, 3] and np.isnan(holm["p_value"].iloc[1])
+    wide = df[md].pivot(index="seed", columns="condition", values="fg_ari")
+    raw = [
+        stats.wilcoxon(wide[a] * 1000 - wide[b] * 1000, method="exact").pvalue
+        for a, b in (("MSE+M", "MW+M"), ("NLL+M", "MSE+M"))
+    ]  # 20 one-signed untied pairs: 2 / 2^20 each (scipy's lower tail is right here)
+    low, high = sorted(raw)
+    expected = [3 * low, max(3 * low, 2 * high)]
+    got = sorted(holm["p_adjusted"].dropna())
+    assert got == pytest.approx(expected, rel=1e-9)
+    report = (tmp_path / "report.md").read_text()
+    assert "| multi_dsprites | pairs | MW+M vs NLL+M | not computed |" in report
+    assert "n/a (holm, m=3)" in report
+    assert (
+        "- not computed (test pairs, dataset multi_dsprites, MW+M vs NLL+M): all 20 blocks tied"
+        in report
+    )
 
 
 def test_minimal_results_and_spec_without_tests(tmp_path):
@@ -167,7 +208,8 @@ def test_minimal_results_and_spec_without_tests(tmp_path):
     spec = {"name": "mini", "conditions": {"A": {}, "B": {}}, "datasets": {"d": {}}}
     written = write_report(spec, df, tmp_path)
     assert set(written) == {
-        "summary_csv", "tests_csv", "summary_tex", "tests_tex", "boxplot_fg_ari", "report",
+        "summary_csv", "tests_csv", "posthoc_csv", "summary_tex", "tests_tex", "boxplot_fg_ari",
+        "report",
     }  # fmt: skip
     report = (tmp_path / "report.md").read_text()
     assert "The spec declares no tests." in report

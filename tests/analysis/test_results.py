@@ -108,3 +108,12 @@ def test_bad_results_are_refused(change, message):
 def test_missing_column_is_named():
     with pytest.raises(ValueError, match="missing column"):
         load_results(pd.DataFrame({"dataset": ["d"], "condition": ["a"], "seed": [1]}))
+
+
+def test_a_table_mixing_numerics_versions_is_refused_and_one_version_is_not():
+    df = pd.DataFrame({"dataset": ["d"] * 3, "condition": ["a"] * 3, "seed": [1, 2, 3],
+                       "status": ["ok", "ok", "missing"], "numerics": [2, 3, None]})
+    with pytest.raises(ValueError, match=r"results.numerics: .*\(2: 1 runs, 3: 1 runs\)"):
+        load_results(df)
+    df.loc[0, "numerics"] = 3
+    assert len(load_results(df)) == 3

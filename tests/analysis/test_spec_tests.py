@@ -12,6 +12,7 @@ from scipy import stats
 
 from analysis import run_tests, validate_tests
 from analysis.results import load_results, parameter_columns
+from analysis.spec_tests import analyse
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CONDITIONS = ["NLL+M", "IR+M", "MW+M"]
@@ -120,7 +121,8 @@ def test_paper_section_is_checked_against_tests_conditions_and_datasets():
 
 def test_wilcoxon_rows_match_scipy_and_holm_over_three_pairs():
     df, tests = _run("section3_3")
-    rows = tests[tests["dataset"] == "objects_room"].set_index("comparison")
+    rows = tests[(tests["dataset"] == "objects_room") & (tests["test"] == "pairs")]
+    rows = rows.set_index("comparison")
     assert list(rows.index) == ["MSE+M vs MW+M", "MW+M vs NLL+M", "NLL+M vs MSE+M"]
     ok = df[(df["dataset"] == "objects_room") & (df["status"] == "ok")]
     wide = ok.pivot(index="seed", columns="condition", values="fg_ari")  # seed 20: NLL+M missing
@@ -185,12 +187,104 @@ def test_too_few_blocks_reports_instead_of_a_number():
     df = _tiny([0.1, 0.2, 0.3], [0.2, 0.3, 0.5])
     test = {"name": "t", "kind": "wilcoxon", "pairs": [["A", "B"]]}
     [row] = run_tests([test], df, ["d"], []).to_dict("records")
-    assert row["note"] == "too few blocks (n=3)"
-    assert np.isnan(row["p_value"]) and row["reject"] is None and row["m"] == 0
+    assert row["note"] == (
+        "not computed (test t, dataset d, A vs B): too few complete blocks (n=3; 5 needed)"
+    )
+    assert np.isnan(row["p_value"]) and row["reject"] is None and row["m"] == 1
 
 
 def test_no_nonzero_difference_reports_too_few_blocks():
     df = _tiny([0.1, 0.2, 0.3, 0.4, 0.5], [0.1, 0.2, 0.3, 0.4, 0.5])
     test = {"name": "t", "kind": "friedman", "conditions": ["A", "B"]}
     [row] = run_tests([test], df, ["d"], []).to_dict("records")
-    assert row["note"] == "too few blocks (n=5; 0 non-zero differences)"
+    assert (
+        row["note"] == "not computed (test t, dataset d, A, B): all 5 blocks tied (no difference)"
+    )
+
+
+def _frame(values: dict) -> pd.DataFrame:
+    rows = [
+        {"dataset": "d", "condition": c, "seed": s, "status": "ok", "fg_ari": v}
+        for c, column in values.items()
+        for s, v in enumerate(column, start=1)
+    ]
+    return load_results(pd.DataFrame(rows))
+
+
+def test_an_uncomputable_pair_stays_in_the_holm_family():
+    # A - B: 10 positive differences -> exact p = 2 / 2^10; A - C: 9 positive, the smallest
+    # negative (W- = 1) -> p = 2 * 2 / 2^10; D has no runs. Holm at the declared m = 3:
+    # 3 * 2/1024 = 6/1024, 2 * 4/1024 = 8/1024 (at m = 2 both would be 4/1024).
+    a = np.arange(1, 11) / 10
+    c = a - np.arange(1, 11) / 100
+    c[0] = a[0] + 0.001
+    df = _frame({"A": a, "B": a - 0.05 - np.arange(10) / 1000, "C": c})
+    test = {
+        "name": "t", "kind": "wilcoxon", "pairs": [["A", "B"], ["A", "C"], ["A", "D"]],
+        "correction": "holm",
+    }  # fmt: skip
+    rows = run_tests([test], df, ["d"], []).to_dict("records")
+    assert [r["m"] for r in rows] == [3, 3, 3]
+    assert rows[0]["p_value"] == pytest.approx(2 / 1024) and rows[1]["p_value"] == pytest.approx(
+        4 / 1024
+    )
+    assert rows[0]["p_adjusted"] == pytest.approx(6 / 1024)
+    assert rows[1]["p_adjusted"] == pytest.approx(8 / 1024)
+    assert np.isnan(rows[2]["p_adjusted"]) and rows[2]["reject"] is None
+    assert rows[2]["note"] == (
+        "not computed (test t, dataset d, A vs D): condition 'D' has no runs for dataset d"
+    )
+    assert rows[0]["rule"].startswith("holm step-down (m=3)")
+    assert rows[0]["direction"] == "A > B" and rows[0]["method"] == "exact"
+
+
+def test_missing_condition_in_one_dataset_marks_the_factor_test_only_there():
+    df, _ = _run("section3_1")
+    df = df[~((df["dataset"] == "objects_room") & (df["condition"] == "10"))]
+    spec = _spec("section3_1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tests = run_tests(spec["tests"], df, DATASETS, parameter_columns(spec["conditions"]))
+    room = tests[tests["dataset"] == "objects_room"]
+    assert (room["note"].str.contains("condition '10' has no runs for dataset objects_room")).all()
+    assert "not computed (test beta, dataset objects_room, beta (marginal))" in room["note"].iloc[1]
+    md = tests[tests["dataset"] == "multi_dsprites"]
+    assert (md["note"] == "").all() and md["p_value"].notna().all()
+
+
+def test_a_metric_absent_from_the_results_is_a_note():
+    df = _tiny([0.1, 0.2, 0.3, 0.4, 0.5], [0.2, 0.3, 0.4, 0.5, 0.7])
+    test = {"name": "t", "kind": "wilcoxon", "pairs": [["A", "B"]], "metric": "ari"}
+    [row] = run_tests([test], df, ["d"], []).to_dict("records")
+    assert row["note"].endswith("metric 'ari' is not a column of the results")
+
+
+def test_two_level_factor_rows_carry_direction_mean_ranks_and_z():
+    _, tests = _run("section3_1")
+    row = tests[(tests["dataset"] == "objects_room") & (tests["test"] == "gamma")].iloc[0]
+    ranks = dict(part.split(": ") for part in row["mean_ranks"].split("; "))
+    assert set(ranks) == {"gamma=0.25", "gamma=0"}
+    high = float(ranks["gamma=0.25"]) > float(ranks["gamma=0"])
+    assert row["direction"] == ("gamma=0.25 > gamma=0" if high else "gamma=0.25 < gamma=0")
+    assert row["z"] ** 2 == pytest.approx(row["statistic"]) and (row["z"] > 0) == high
+    assert "blocks = seeds (independent runs)" in row["assumptions"]
+
+
+def test_posthoc_after_the_k4_omnibus():
+    spec = _spec("section3_1")
+    df = load_results(FIXTURES / "section3_1_results.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = analyse(spec["tests"], df, DATASETS, parameter_columns(spec["conditions"]))
+    room = result.posthoc[result.posthoc["dataset"] == "objects_room"]
+    assert list(zip(room["first"], room["second"], strict=True)) == [
+        ("11", "01"), ("11", "10"), ("11", "00"), ("01", "10"), ("01", "00"), ("10", "00"),
+    ]  # fmt: skip
+    # 19 complete seeds: CD = q_0.05(4) sqrt(4 * 5 / (6 * 19)) with Demsar's q = 2.569
+    assert room["cd"].iloc[0] == pytest.approx(2.569 * np.sqrt(20 / 114), abs=1e-3)
+    assert (room["m"] == 6).all()
+    ok = df[(df["dataset"] == "objects_room") & (df["status"] == "ok")]
+    wide = ok.pivot(index="seed", columns="condition", values="fg_ari").dropna()
+    means = wide[["11", "01", "10", "00"]].rank(axis=1).mean()
+    assert room["mean_rank_first"].iloc[0] == pytest.approx(means["11"])
+    assert room["mean_rank_second"].iloc[-1] == pytest.approx(means["00"])

@@ -1,10 +1,13 @@
 """Wilcoxon signed-rank test against R's and scipy's documented outputs and hand computations."""
 
+import itertools
+
 import numpy as np
 import pytest
 from scipy import stats
 
 from analysis.wilcoxon import (
+    conditional_pmf,
     exact_pvalue,
     signed_rank,
     signed_rank_pmf,
@@ -63,7 +66,7 @@ def test_exact_all_positive_n100_is_not_zero():
     assert signed_rank(-d, np.zeros(100), method="exact").pvalue == pytest.approx(
         2.0**-99, rel=1e-12
     )
-    assert exact_pvalue(5050, 100, "greater") == pytest.approx(2.0**-100, rel=1e-12)
+    assert exact_pvalue(5050, np.arange(1, 101), "greater") == pytest.approx(2.0**-100, rel=1e-12)
 
 
 def test_auto_exact_for_n40_all_positive():
@@ -129,6 +132,78 @@ def test_auto_with_ties_and_n20_is_asymptotic_like_scipy():
     res = signed_rank(d, np.zeros(20), method="auto")
     assert res.method == "asymptotic"
     assert res.pvalue == pytest.approx(stats.wilcoxon(d, method="auto").pvalue, rel=1e-12)
+
+
+def _brute_force_p(d, zero_method):
+    """Two-sided p over all 2^n sign flips of the non-zero differences, by enumeration: W+ is the
+    sum of the ranks of |d| (zeros ranked or not per zero_method) carried by positive signs."""
+    d = np.asarray(d, dtype=float)
+    kept = d[d != 0] if zero_method == "wilcox" else d
+    ranks = stats.rankdata(np.abs(kept))[kept != 0]
+    observed = ranks[kept[kept != 0] > 0].sum()
+    signs = np.array(list(itertools.product([0, 1], repeat=ranks.size)))
+    w = signs @ ranks
+    return min(1.0, 2 * min(np.mean(w <= observed + 1e-9), np.mean(w >= observed - 1e-9)))
+
+
+TIED_WITH_ZEROS = np.array([0, 0, 0.5, -0.5, 1, 1, 1, -2, 2.5, 3, 3, 4, -4.5, 5])  # n = 14
+
+
+@pytest.mark.parametrize("zero_method", ["wilcox", "pratt", "zsplit"])
+def test_forced_exact_with_ties_and_zeros_is_the_brute_force_permutation_p(zero_method):
+    res = signed_rank(TIED_WITH_ZEROS, np.zeros(14), method="exact", zero_method=zero_method)
+    assert res.method == "permutation"
+    assert res.pvalue == pytest.approx(_brute_force_p(TIED_WITH_ZEROS, zero_method), rel=1e-12)
+
+
+def test_forced_exact_is_not_scipys_untied_table():
+    # scipy's method="exact" uses the table of untied ranks whatever the data: here it is off
+    brute = _brute_force_p(TIED_WITH_ZEROS, "wilcox")
+    ours = signed_rank(TIED_WITH_ZEROS, np.zeros(14), method="exact").pvalue
+    scipys = stats.wilcoxon(TIED_WITH_ZEROS, method="exact").pvalue
+    assert ours == pytest.approx(brute, rel=1e-12) and abs(scipys / brute - 1) > 0.05
+
+
+def test_n100_with_ties_exact_is_close_to_the_normal_approximation():
+    # 2^100 flips cannot be enumerated; the dynamic programme handles them, and at n = 100 the
+    # exact conditional p and the tie-corrected normal p agree to a few percent
+    rng = np.random.default_rng(5)
+    d = np.round(rng.normal(0.25, 1.0, 100), 1)
+    exact = signed_rank(d, np.zeros(100), method="exact")
+    normal = signed_rank(d, np.zeros(100), method="asymptotic")
+    assert exact.method == "permutation" and exact.n_tied > 0
+    assert exact.pvalue == pytest.approx(normal.pvalue, rel=0.05)
+
+
+def test_conditional_pmf_of_tied_ranks_hand_worked():
+    # midranks 1.5, 1.5, 3: W+ in {0, 1.5, 1.5, 3, 3, 4.5, 4.5, 6} -> 2 W+ in {0, 3, 6, 9, 12}
+    pmf = conditional_pmf([1.5, 1.5, 3])
+    expected = np.zeros(13)
+    expected[[0, 3, 6, 9, 12]] = [1, 2, 2, 2, 1]
+    np.testing.assert_allclose(pmf, expected / 8)
+
+
+def test_z_is_signed_and_the_closed_form():
+    # corn: W+ = 96, n = 15, no ties: z = (96 - 60) / sqrt(15 * 16 * 31 / 24) = 36 / sqrt(310)
+    res = signed_rank(CORN, np.zeros(15), method="asymptotic")
+    assert res.z == pytest.approx(36 / np.sqrt(310), rel=1e-12)
+    assert signed_rank(-CORN, np.zeros(15), method="asymptotic").z == pytest.approx(-res.z)
+    assert np.isnan(signed_rank(CORN, np.zeros(15), method="exact").z)
+
+
+def test_zeros_are_counted_not_hidden():
+    # 100 pairs, 18 of them equal: n = 82 ranked, and the 18 zeros are reported
+    d = np.concatenate([np.zeros(18), np.arange(1, 83)])
+    res = signed_rank(d, np.zeros(100))
+    assert (res.n_pairs, res.n_zero, res.n, res.n_tied) == (100, 18, 82, 0)
+
+
+@pytest.mark.parametrize("zero_method", ["wilcox", "pratt", "zsplit"])
+def test_hodges_lehmann_keeps_the_zeros_for_every_zero_method(zero_method):
+    # Walsh averages of [0, 0, 1, 2, 3] (15 values): 0, 0, 0, .5, .5, 1, 1, 1, 1.5, 1.5, 1.5, 2,
+    # 2, 2.5, 3 -> median 1 (without the zeros, as R's wilcox.test does, it would be 2)
+    res = signed_rank([0, 0, 1, 2, 3], np.zeros(5), zero_method=zero_method)
+    assert res.hl_shift == 1.0
 
 
 def test_continuity_correction_moves_z_toward_the_mean():
