@@ -91,6 +91,10 @@ def test_fixture_specs_are_valid(name):
             [{"name": "a", "kind": "friedman", "conditions": CONDITIONS, "metric": "acc"}],
             "tests[0].metric: 'acc'",
         ),
+        (
+            [{"name": "a", "kind": "friedman", "conditions": CONDITIONS, "description": 5}],
+            "tests[0].description: 5 must be text",
+        ),
     ],
 )
 def test_validation_messages_name_the_key_path(tests, message):
