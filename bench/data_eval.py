@@ -22,8 +22,8 @@ import numpy as np
 from bench.timing import EpochClock, median
 from monetk.config import resolve
 from monetk.data import generate_multi_dsprites, labels_to_masks, load_splits
-from monetk.data.deepmind import MULTI_DSPRITES_ENTITIES
-from monetk.data.tfrecord import write_tfrecord
+from monetk.data.deepmind import MULTI_DSPRITES_ENTITIES, MULTI_DSPRITES_FACTORS
+from monetk.data.tfrecord import Example, write_records
 from monetk.metrics import segmentation_scores
 from monetk.model import MONet
 from monetk.pipeline import TrainBatches
@@ -66,13 +66,34 @@ def _data_config(workdir: Path, image_size: int, num_train: int, **extra: Any) -
                              **extra}})["data"]
 
 
-def write_multi_dsprites_records(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
-    """GZIP TFRecords in DeepMind's ``colored_on_colored`` layout (mask ``[64, 64, E, 1]``)."""
+_BYTES = [bytes([value]) for value in range(256)]
+
+
+def multi_dsprites_example(image: np.ndarray, labels: np.ndarray, seed: int = 0) -> bytes:
+    """One serialized record in DeepMind's ``colored_on_colored`` layout: ``image`` and ``mask``
+    (``[64, 64, E, 1]``) one one-byte BytesList value per element, float32 factors ``[E]`` and
+    ``color`` ``[E, 3]`` (random here)."""
     entities = MULTI_DSPRITES_ENTITIES["colored_on_colored"]
-    masks = labels_to_masks(labels, entities)  # [N, E, H, W, 1]
-    write_tfrecord(path, ({"image": images[i].tobytes(),
-                           "mask": np.ascontiguousarray(masks[i].transpose(1, 2, 0, 3)).tobytes()}
-                          for i in range(len(images))))
+    mask = labels_to_masks(labels[None], entities)[0].transpose(1, 2, 0, 3)  # [64, 64, E, 1]
+    example = Example()
+    feature = example.features.feature
+    feature["image"].bytes_list.value.extend([_BYTES[v] for v in image.ravel().tolist()])
+    feature["mask"].bytes_list.value.extend([_BYTES[v] for v in mask.ravel().tolist()])
+    rng = np.random.default_rng(seed)
+    for name in MULTI_DSPRITES_FACTORS:
+        feature[name].float_list.value.extend(rng.random(entities).tolist())
+    feature["color"].float_list.value.extend(rng.random(entities * 3).tolist())
+    return example.SerializeToString()
+
+
+def write_multi_dsprites_records(path: Path, images: np.ndarray, labels: np.ndarray,
+                                 num_records: int | None = None) -> None:
+    """A GZIP TFRecord file of ``num_records`` (default: one per image) DeepMind-layout records,
+    cycling through the scenes given (each record is ~100 kB, so repeats do not compress)."""
+    examples = [multi_dsprites_example(image, label, i)
+                for i, (image, label) in enumerate(zip(images, labels, strict=True))]
+    total = len(examples) if num_records is None else num_records
+    write_records(path, (examples[i % len(examples)] for i in range(total)))
 
 
 def measure_data(image_size: int = 64, num_images: int = 4096, batch_size: int = 64,

@@ -10,6 +10,8 @@ import keras
 import numpy as np
 import pytest
 import torch
+from tfrecord import example_pb2
+from tfrecord.reader import tfrecord_iterator
 
 from bench import peer, train_step
 from bench.__main__ import pair_ratio, parse_args, targets
@@ -18,7 +20,7 @@ from bench.timing import StepClock, Variant, interleave, intervals, median
 from bench.torch_monet import TorchMONet, load_monetk_weights, twin_from_monetk
 from bench.train_step import DEMO_MODEL, check_same_loss
 from monetk.data import generate_multi_dsprites
-from monetk.data.deepmind import read_deepmind, record_format
+from monetk.data.deepmind import read_chunks, record_format
 from monetk.model import MONet
 from monetk.pipeline import TrainBatches
 
@@ -141,15 +143,28 @@ def test_step_clock_times_every_fit_step():
     assert all(t >= 0 for t in clock.step_times(0))
 
 
-def test_written_records_read_back_with_monetks_deepmind_reader(tmp_path):
+def test_written_records_are_deepmind_layout_for_the_tfrecord_package_and_monetk(tmp_path):
     images, labels = generate_multi_dsprites(3, 64, seed=4)
     path = tmp_path / "md.tfrecords"
-    write_multi_dsprites_records(path, images, labels)
-    records = list(read_deepmind(path, record_format("multi_dsprites", "colored_on_colored")))
-    assert len(records) == 3
-    for (image, label), want_image, want_label in zip(records, images, labels, strict=True):
-        np.testing.assert_array_equal(image, want_image)
-        np.testing.assert_array_equal(label, want_label)
+    write_multi_dsprites_records(path, images, labels, num_records=4)
+    theirs = [example_pb2.Example.FromString(bytes(record)).features.feature
+              for record in tfrecord_iterator(str(path), compression_type="gzip")]
+    assert len(theirs) == 4
+    for i, feature in enumerate(theirs):  # DeepMind's layout: one one-byte value per element
+        image = feature["image"].bytes_list.value
+        assert len(image) == 64 * 64 * 3 and {len(v) for v in image} == {1}
+        np.testing.assert_array_equal(np.frombuffer(b"".join(image), np.uint8),
+                                      images[i % 3].ravel())
+        mask = np.frombuffer(b"".join(feature["mask"].bytes_list.value), np.uint8)
+        mask = mask.reshape(64, 64, 5, 1)  # [H, W, E, 1], entities third
+        np.testing.assert_array_equal(mask.argmax(axis=2)[..., 0], labels[i % 3])
+        assert {len(feature[k].float_list.value) for k in ("x", "y", "shape", "visibility",
+                                                          "orientation", "scale")} == {5}
+        assert len(feature["color"].float_list.value) == 15
+    fmt = record_format("multi_dsprites", "colored_on_colored")
+    (ours_images, ours_labels), = read_chunks(path, fmt)
+    np.testing.assert_array_equal(ours_images, images[[0, 1, 2, 0]])
+    np.testing.assert_array_equal(ours_labels, labels[[0, 1, 2, 0]])
 
 
 def test_targets_compare_measurements_with_the_issue_limits():

@@ -65,15 +65,8 @@ def _generated_chunks(
 
 def _tfrecord_chunks(path: str, fmt: deepmind.RecordFormat, image_size: int) -> Producer:
     def produce(start: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        images, labels = [], []
-        for image, label in deepmind.read_deepmind(path, fmt, start):
-            images.append(image)
-            labels.append(label)
-            if len(images) == CHUNK:
-                yield downsample(np.stack(images), np.stack(labels), image_size)
-                images, labels = [], []
-        if images:
-            yield downsample(np.stack(images), np.stack(labels), image_size)
+        for images, labels in deepmind.read_chunks(path, fmt, start, CHUNK):
+            yield downsample(images, labels, image_size)
 
     return produce
 
@@ -96,7 +89,7 @@ def _num_entities(data: Mapping[str, Any]) -> int:
     if source == "multi_dsprites_generated":
         return _get(data, "max_objects") + 1
     if source == "objects_room_generated":
-        return deepmind.OBJECTS_ROOM_ENTITIES  # the same entity ids as Objects Room
+        return deepmind.OBJECTS_ROOM_ENTITIES["train"]  # the same entity ids as Objects Room
     return _record_format(data).num_entities
 
 
@@ -139,8 +132,7 @@ def _load_tfrecord(data: Mapping[str, Any], on_progress: ProgressHook | None) ->
     real_path = os.path.realpath(path)
     params = {
         "source": source,
-        "path": real_path,
-        "file_size": os.path.getsize(real_path),
+        "data": deepmind.data_identity(real_path),  # the same file in another folder: one cache
         "variant": data.get("variant") if source == "multi_dsprites_tfrecord" else None,
         "image_size": image_size,
     }

@@ -1,4 +1,4 @@
-"""Masks <-> labels, DeepMind record decoding, transforms, the on-disk cache and load_splits."""
+"""Masks <-> labels, transforms, the on-disk cache and load_splits."""
 
 import hashlib
 import json
@@ -11,16 +11,8 @@ import pytest
 from monetk.config import DEFAULTS, deep_merge
 from monetk.data import labels_to_masks, load_splits, masks_to_labels, standardize
 from monetk.data.cache import CacheError, cache_key, cached_dataset, load_cache
-from monetk.data.deepmind import read_deepmind, record_format
 from monetk.data.multi_dsprites import generate_multi_dsprites
-from monetk.data.tfrecord import write_tfrecord
 from monetk.data.transforms import downsample
-
-
-def one_hot_masks(labels, num_entities):
-    """[N, H, W] labels -> [N, E, H, W, 1] masks with 0/255, by an identity-matrix lookup."""
-    eye = np.eye(num_entities, dtype=np.uint8) * 255
-    return np.moveaxis(eye[labels], -1, 1)[..., None]
 
 
 def random_scenes(n, num_entities, channels=3, seed=0):
@@ -28,31 +20,6 @@ def random_scenes(n, num_entities, channels=3, seed=0):
     images = rng.integers(0, 256, (n, 64, 64, channels), dtype=np.uint8)
     labels = rng.integers(0, num_entities, (n, 64, 64), dtype=np.uint8)
     return images, labels
-
-
-def write_multi_dsprites(path, images, labels, num_entities):
-    """Records in DeepMind's Multi-dSprites layout: mask stored [64, 64, E, 1]."""
-    masks = one_hot_masks(labels, num_entities)  # [N, E, 64, 64, 1]
-    examples = (
-        {
-            "image": images[i].tobytes(),
-            "mask": np.ascontiguousarray(masks[i].transpose(1, 2, 0, 3)).tobytes(),
-            "x": np.linspace(0, 1, num_entities, dtype=np.float32),
-            "color": np.zeros((num_entities, 3), np.float32),
-            "visibility": np.ones(num_entities, np.float32),
-        }
-        for i in range(len(images))
-    )
-    write_tfrecord(path, examples)
-
-
-def write_objects_room(path, images, labels):
-    """Records in DeepMind's Objects Room layout: mask stored [E, 64, 64, 1], E = 7."""
-    masks = one_hot_masks(labels, 7)
-    write_tfrecord(
-        path,
-        ({"image": images[i].tobytes(), "mask": masks[i].tobytes()} for i in range(len(images))),
-    )
 
 
 # --- masks <-> labels ---------------------------------------------------------------------------
@@ -83,63 +50,6 @@ def test_mask_conversions_name_bad_arguments():
         masks_to_labels(np.zeros((3, 4, 4, 1)))
     with pytest.raises(ValueError, match="num_entities=2"):
         labels_to_masks(np.full((1, 2, 2), 2, np.uint8), 2)
-
-
-# --- DeepMind records ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("variant", "entities"), [("colored_on_colored", 5), ("colored_on_grayscale", 6)]
-)
-def test_multi_dsprites_records_decode_exactly(tmp_path, variant, entities):
-    images, labels = random_scenes(3, entities, seed=1)
-    path = tmp_path / "md.tfrecords"
-    write_multi_dsprites(path, images, labels, entities)
-    decoded = list(read_deepmind(path, record_format("multi_dsprites", variant)))
-    np.testing.assert_array_equal(np.stack([d[0] for d in decoded]), images)
-    np.testing.assert_array_equal(np.stack([d[1] for d in decoded]), labels)  # checks the transpose
-
-
-def test_binarized_images_are_replicated_to_three_channels(tmp_path):
-    images, labels = random_scenes(2, 4, channels=1, seed=2)
-    path = tmp_path / "bin.tfrecords"
-    write_multi_dsprites(path, images, labels, 4)
-    decoded = list(read_deepmind(path, record_format("multi_dsprites", "binarized")))
-    np.testing.assert_array_equal(np.stack([d[0] for d in decoded]), np.repeat(images, 3, axis=-1))
-    np.testing.assert_array_equal(np.stack([d[1] for d in decoded]), labels)
-
-
-def test_objects_room_records_decode_exactly(tmp_path):
-    images, labels = random_scenes(3, 7, seed=3)
-    path = tmp_path / "or.tfrecords"
-    write_objects_room(path, images, labels)
-    decoded = list(read_deepmind(path, record_format("objects_room")))
-    np.testing.assert_array_equal(np.stack([d[0] for d in decoded]), images)
-    np.testing.assert_array_equal(np.stack([d[1] for d in decoded]), labels)
-
-
-def test_reading_from_a_start_record(tmp_path):
-    images, labels = random_scenes(4, 7, seed=4)
-    path = tmp_path / "or.tfrecords"
-    write_objects_room(path, images, labels)
-    decoded = list(read_deepmind(path, record_format("objects_room"), start=3))
-    assert len(decoded) == 1
-    np.testing.assert_array_equal(decoded[0][1], labels[3])
-
-
-def test_wrong_variant_names_record_and_entity_count(tmp_path):
-    images, labels = random_scenes(1, 6)
-    path = tmp_path / "md.tfrecords"
-    write_multi_dsprites(path, images, labels, 6)
-    with pytest.raises(ValueError, match="record 0: feature 'mask'.* = 6 entities, expected 5"):
-        list(read_deepmind(path, record_format("multi_dsprites", "colored_on_colored")))
-
-
-def test_record_format_names_bad_arguments():
-    with pytest.raises(ValueError, match="variant: 'rainbow' is not one of colored_on_colored"):
-        record_format("multi_dsprites", "rainbow")
-    with pytest.raises(ValueError, match="dataset: 'clevr'"):
-        record_format("clevr")
 
 
 # --- transforms ---------------------------------------------------------------------------------
@@ -344,10 +254,10 @@ def test_objects_room_generated_splits(tmp_path):
     assert splits.eval_labels.max() < 7
 
 
-def test_tfrecord_splits_hold_out_the_last_records(tmp_path):
+def test_tfrecord_splits_hold_out_the_last_records(tmp_path, deepmind):
     images, labels = random_scenes(10, 5, seed=8)
     path = tmp_path / "md.tfrecords"
-    write_multi_dsprites(path, images, labels, 5)
+    deepmind.write(path, images, labels, "multi_dsprites", "colored_on_colored")
     config = data_config(
         tmp_path,
         source="multi_dsprites_tfrecord",
@@ -366,10 +276,10 @@ def test_tfrecord_splits_hold_out_the_last_records(tmp_path):
     np.testing.assert_array_equal(fewer.train_images, images[:2])
 
 
-def test_tfrecord_splits_downsample(tmp_path):
+def test_tfrecord_splits_downsample(tmp_path, deepmind):
     images, labels = random_scenes(4, 7, seed=9)
     path = tmp_path / "or.tfrecords"
-    write_objects_room(path, images, labels)
+    deepmind.write(path, images, labels, "objects_room", "train")
     config = data_config(
         tmp_path,
         source="objects_room_tfrecord",
@@ -387,10 +297,10 @@ def test_tfrecord_splits_downsample(tmp_path):
     assert splits.num_entities == 7
 
 
-def test_tfrecord_file_too_small(tmp_path):
+def test_tfrecord_file_too_small(tmp_path, deepmind):
     images, labels = random_scenes(3, 5)
     path = tmp_path / "md.tfrecords"
-    write_multi_dsprites(path, images, labels, 5)
+    deepmind.write(path, images, labels, "multi_dsprites", "colored_on_colored")
     config = data_config(
         tmp_path, source="multi_dsprites_tfrecord", path=str(path), num_eval=2, num_monitor=1
     )
@@ -427,10 +337,10 @@ def test_bad_data_config_is_named(tmp_path, overrides, error, match):
         load_splits(config)
 
 
-def test_bad_variant_and_image_size_for_tfrecords(tmp_path):
+def test_bad_variant_and_image_size_for_tfrecords(tmp_path, deepmind):
     images, labels = random_scenes(3, 5)
     path = tmp_path / "md.tfrecords"
-    write_multi_dsprites(path, images, labels, 5)
+    deepmind.write(path, images, labels, "multi_dsprites", "colored_on_colored")
     base = {"source": "multi_dsprites_tfrecord", "path": str(path)}
     with pytest.raises(ValueError, match="data.variant: 'plain' is not one of"):
         load_splits(data_config(tmp_path, variant="plain", **base))

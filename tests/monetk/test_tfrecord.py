@@ -1,5 +1,5 @@
-"""TFRecord framing and tf.train.Example encoding, checked against published reference values and
-an independent bit-by-bit CRC-32C."""
+"""TFRecord framing and tf.train.Example decoding, checked against published reference values, an
+independent bit-by-bit CRC-32C and the ``tfrecord`` package's reader and writer."""
 
 import gzip
 import struct
@@ -7,16 +7,22 @@ import struct
 import crc32c
 import numpy as np
 import pytest
+from tfrecord.reader import tfrecord_iterator
+from tfrecord.writer import TFRecordWriter
 
 from monetk.data.tfrecord import (
+    BytesList,
+    Example,
     TFRecordError,
+    bytes_values,
     count_records,
-    encode_example,
+    describe_feature,
     frame_record,
     masked_crc32c,
     parse_example,
     read_records,
-    write_tfrecord,
+    uint8_values,
+    write_records,
 )
 
 # tf.train.Example(features={feature0: int64 [0], feature1: int64 [4], feature2: bytes [b"goat"],
@@ -80,46 +86,39 @@ def test_frame_record_layout():
     )
 
 
-def test_encode_example_gives_tensorflows_bytes():
-    features = {"feature0": [0], "feature1": [4], "feature2": [b"goat"], "feature3": [0.9876]}
-    assert encode_example(features) == TF_TUTORIAL_EXAMPLE
+def test_the_example_schema_serializes_to_tensorflows_bytes():
+    example = Example()
+    feature = example.features.feature
+    feature["feature0"].int64_list.value.append(0)
+    feature["feature1"].int64_list.value.append(4)
+    feature["feature2"].bytes_list.value.append(b"goat")
+    feature["feature3"].float_list.value.append(0.9876)
+    assert example.SerializeToString(deterministic=True) == TF_TUTORIAL_EXAMPLE
 
 
 def test_parse_example_reads_tensorflows_bytes():
     parsed = parse_example(TF_TUTORIAL_EXAMPLE)
     assert set(parsed) == {"feature0", "feature1", "feature2", "feature3"}
-    assert parsed["feature0"].dtype == np.int64 and parsed["feature0"].tolist() == [0]
-    assert parsed["feature1"].tolist() == [4]
-    assert parsed["feature2"] == [b"goat"]
-    assert parsed["feature3"].dtype == np.float32
-    assert parsed["feature3"][0] == np.float32(0.9876)
+    assert parsed["feature0"].WhichOneof("kind") == "int64_list"
+    assert list(parsed["feature1"].int64_list.value) == [4]
+    assert bytes_values(parsed["feature2"].bytes_list) == [b"goat"]
+    assert np.float32(parsed["feature3"].float_list.value[0]) == np.float32(0.9876)
+    assert describe_feature(parsed["feature2"]) == "a BytesList of 1 value of 4 bytes"
+    assert describe_feature(parsed["feature3"]) == "a FloatList of 1 value"
+    assert describe_feature(parsed["feature0"]) == "an Int64List of 1 value"
+    assert describe_feature(None) == "no such feature"
 
 
-def test_parse_example_only_decodes_requested_keys():
-    assert set(parse_example(TF_TUTORIAL_EXAMPLE, keys=("feature2",))) == {"feature2"}
-
-
-def test_parse_example_reads_unpacked_repeated_numbers():
+def test_parse_example_reads_unpacked_numbers_and_skips_unknown_fields():
     # Hand-encoded, field by field. Int64List {value: 5, value: -1} unpacked (wire type 0);
     # -1 is the 10-byte varint ff ff ff ff ff ff ff ff ff 01.
     int64_list = b"\x08\x05" + b"\x08" + b"\xff" * 9 + b"\x01"  # 13 bytes
     int_feature = b"\x1a\x0d" + int64_list  # Feature.int64_list = 3: 15 bytes
     int_entry = b"\x0a\x01i" + b"\x12\x0f" + int_feature  # map entry {key "i", value}: 20 bytes
-    # FloatList {value: 1.5, value: -2.0} unpacked (wire type 5, tag 0x0d).
-    float_list = b"\x0d" + struct.pack("<f", 1.5) + b"\x0d" + struct.pack("<f", -2.0)  # 10 bytes
-    float_feature = b"\x12\x0a" + float_list  # Feature.float_list = 2: 12 bytes
-    float_entry = b"\x0a\x01f" + b"\x12\x0c" + float_feature  # 17 bytes
-    features = b"\x0a\x14" + int_entry + b"\x0a\x11" + float_entry  # 41 bytes
-    example = b"\x0a\x29" + features
-    parsed = parse_example(example)
-    assert parsed["i"].tolist() == [5, -1]
-    assert parsed["f"].tolist() == [1.5, -2.0]
-
-
-def test_parse_example_skips_unknown_fields():
-    unknown = b"\x38\x07" + b"\x45\x00\x00\x00\x00" + b"\x49" + bytes(8)  # fields 7, 8, 9
-    parsed = parse_example(TF_TUTORIAL_EXAMPLE + unknown)
-    assert parsed["feature2"] == [b"goat"]
+    features = b"\x0a\x14" + int_entry  # 22 bytes
+    unknown = b"\x38\x07" + b"\x45\x00\x00\x00\x00"  # fields 7 and 8 of Example
+    parsed = parse_example(b"\x0a\x16" + features + unknown)
+    assert list(parsed["i"].int64_list.value) == [5, -1]
 
 
 def test_parse_example_rejects_truncated_bytes():
@@ -127,39 +126,59 @@ def test_parse_example_rejects_truncated_bytes():
         parse_example(TF_TUTORIAL_EXAMPLE[:-3])
 
 
-def test_encode_parse_round_trip_of_all_kinds():
-    features = {
-        "bytes": [b"a", b"", bytes(range(256))],
-        "ints": np.array([[-3, 0], [2**40, -(2**63)]], dtype=np.int64),
-        "floats": np.linspace(-1, 1, 7, dtype=np.float32),
-        "flag": np.array([True, False]),
-        "empty": np.zeros(0, dtype=np.float32),
-    }
-    parsed = parse_example(encode_example(features))
-    assert parsed["bytes"] == features["bytes"]
-    assert parsed["ints"].tolist() == [-3, 0, 2**40, -(2**63)]
-    np.testing.assert_array_equal(parsed["floats"], features["floats"])
-    assert parsed["flag"].tolist() == [1, 0]
-    assert parsed["empty"].size == 0
+def test_uint8_values_of_the_per_byte_layout_and_of_other_encodings():
+    values = bytes(range(256)) * 3
+    payload = BytesList(value=[bytes([v]) for v in values]).SerializeToString()
+    assert payload[:6] == b"\x0a\x01\x00\x0a\x01\x01"  # what the fast path reads
+    np.testing.assert_array_equal(uint8_values(payload), np.frombuffer(values, np.uint8))
+    # The same values with an over-long (2-byte) length varint: valid protobuf, slow path.
+    overlong = b"".join(b"\x0a\x81\x00" + bytes([v]) for v in values[:10])
+    np.testing.assert_array_equal(uint8_values(overlong), np.frombuffer(values[:10], np.uint8))
+    assert uint8_values(BytesList(value=[b"ab", b"c"]).SerializeToString()) is None
+    assert uint8_values(BytesList(value=[b"abc"]).SerializeToString()) is None  # 3 bytes long
+    assert uint8_values(b"") is not None and uint8_values(b"").size == 0
+
+
+def test_describe_feature_names_value_counts_and_sizes():
+    example = Example()
+    feature = example.features.feature
+    feature["one"].bytes_list.value.append(bytes(12288))
+    feature["many"].bytes_list.value.extend([b"a", b"bb", b"ccc"])
+    feature["empty"].bytes_list.SetInParent()
+    feature["unset"].SetInParent()
+    parsed = parse_example(example.SerializeToString())
+    assert describe_feature(parsed["one"]) == "a BytesList of 1 value of 12288 bytes"
+    assert describe_feature(parsed["many"]) == "a BytesList of 3 values of 1-3 bytes"
+    assert describe_feature(parsed["empty"]) == "an empty BytesList"
+    assert describe_feature(parsed["unset"]) == "a Feature with no list set"
 
 
 @pytest.mark.parametrize("compressed", [True, False])
 def test_write_then_read_records_round_trip(tmp_path, compressed):
     path = tmp_path / "data.tfrecord"
-    examples = [{"index": [i], "payload": bytes([i]) * (i * 100)} for i in range(5)]
-    write_tfrecord(path, examples, gzip=compressed)
+    records = [bytes([i]) * (i * 100) for i in range(5)]
+    write_records(path, records, gzip=compressed)
     assert (path.read_bytes()[:2] == b"\x1f\x8b") == compressed
-    records = [parse_example(r) for r in read_records(path)]  # compression detected
-    assert [r["index"].tolist() for r in records] == [[i] for i in range(5)]
-    assert [r["payload"] for r in records] == [[e["payload"]] for e in examples]
+    assert list(read_records(path)) == records  # compression detected
     assert count_records(path) == 5
+
+
+def test_the_tfrecord_package_reads_our_framing_and_we_read_its(tmp_path):
+    path = tmp_path / "ours.tfrecord"
+    write_records(path, [TF_TUTORIAL_EXAMPLE, b"second"], gzip=False)
+    theirs = [bytes(r) for r in tfrecord_iterator(str(path))]
+    assert theirs == [TF_TUTORIAL_EXAMPLE, b"second"]
+    path = tmp_path / "theirs.tfrecord"
+    writer = TFRecordWriter(str(path))
+    writer.write({"feature2": (b"goat", "byte"), "feature3": (0.9876, "float")})
+    writer.close()
+    (record,) = read_records(path)
+    assert bytes_values(parse_example(record)["feature2"].bytes_list) == [b"goat"]
 
 
 def test_written_file_is_gzip_of_the_framed_records(tmp_path):
     path = tmp_path / "data.tfrecord.gz"
-    write_tfrecord(
-        path, [{"feature0": [0], "feature1": [4], "feature2": [b"goat"], "feature3": [0.9876]}]
-    )
+    write_records(path, [TF_TUTORIAL_EXAMPLE])
     length = struct.pack("<Q", len(TF_TUTORIAL_EXAMPLE))
     expected = (
         length
@@ -172,7 +191,7 @@ def test_written_file_is_gzip_of_the_framed_records(tmp_path):
 
 def _three_record_file(tmp_path):
     path = tmp_path / "three.tfrecord"
-    write_tfrecord(path, [{"value": [i], "pad": b"x" * 50} for i in range(3)])
+    write_records(path, [bytes([i]) + b"x" * 50 for i in range(3)])
     raw = bytearray(gzip.decompress(path.read_bytes()))
     record_size = len(raw) // 3
     return path, raw, record_size
