@@ -8,6 +8,9 @@
   as in R's PMCMRplus ``frdAllPairsNemenyiTest`` and scikit-posthocs.)
 - Conover (Conover 1999, p. 371; PMCMRplus ``frdAllPairsConoverTest``): a t statistic on rank
   sums with the residual rank variance, ``df = (n-1)(k-1)``, two-sided, then Holm over the pairs.
+
+The p-values come from scikit-posthocs (``posthoc_nemenyi_friedman``, ``posthoc_conover_friedman``);
+the statistics beside them (q, t) are the closed forms above, for the report.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
+import scikit_posthocs
 from numpy.typing import ArrayLike
 from scipy import stats
 
@@ -56,13 +60,15 @@ def all_pairs(blocks: ArrayLike) -> list[PairwiseResult]:
     pairs = list(combinations(range(k), 2))
     diff = np.array([means[i] - means[j] for i, j in pairs])
     q = np.abs(diff) / np.sqrt(k * (k + 1) / (6.0 * n))
-    nemenyi_p = stats.studentized_range.sf(np.sqrt(2.0) * q, k, np.inf)
+    nemenyi = scikit_posthocs.posthoc_nemenyi_friedman(data).to_numpy()
+    conover = scikit_posthocs.posthoc_conover_friedman(data).to_numpy()
+    nemenyi_p = np.array([nemenyi[i, j] for i, j in pairs])
+    conover_p = np.array([conover[i, j] for i, j in pairs])
     s2 = (np.sum(ranks**2) - n * k * (k + 1) ** 2 / 4.0) / (k - 1)
     t2 = np.sum((sums - n * (k + 1) / 2.0) ** 2) / s2
     scale = np.sqrt(2.0 * n * s2 / (n - 1) * (1.0 - t2 / (n * (k - 1))))
     with np.errstate(divide="ignore"):
         t = np.abs(np.array([sums[i] - sums[j] for i, j in pairs])) / scale
-    conover_p = 2.0 * stats.t.sf(t, (n - 1) * (k - 1))
     holm = adjust(conover_p, "holm")
     return [
         PairwiseResult(i, j, float(d), float(qq), float(pn), float(tt), float(pc), float(ph))
