@@ -131,6 +131,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         delivered = min(data["cache_to_fit_images_per_s"], data["memory_to_fit_images_per_s"])
         add("data pipeline images/s / fastest training images/s >= 20", delivered / consumed, 20,
             smaller_is_better=False)
+    for dataset in ("multi_dsprites", "objects_room"):
+        rate = (data or {}).get(f"tfrecord_{dataset}_to_cache_records_per_s")
+        if rate:
+            add(f"TFRecord {dataset} -> cache: minutes per 1M records <= 15", 1e6 / rate / 60, 15)
     if "eval" in results:
         add(f"segmentation_scores on {results['eval']['num_images']} images < 1 s",
             results["eval"]["segmentation_scores_s"], 1.0)

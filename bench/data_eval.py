@@ -2,8 +2,8 @@
 
 Data: images/s of the built-in generator (and of its one-time conversion into the uint8 cache),
 images/s that ``TrainBatches`` delivers to ``fit`` from the memory-mapped cache and from an
-in-memory array (``fit`` of a model whose step does nothing), and TFRecord records/s (writing
-DeepMind-layout Multi-dSprites records, and converting them into the cache).
+in-memory array (``fit`` of a model whose step does nothing), and the records/s of converting
+DeepMind-layout Multi-dSprites and Objects Room TFRecord files into the cache (20,480 records).
 Evaluation: ``segmentation_scores`` (FG-ARI, ARI, ...) on held-out images, and the model's
 ``decompose`` forward on them, timed separately.
 """
@@ -22,7 +22,7 @@ import numpy as np
 from bench.timing import EpochClock, median
 from monetk.config import resolve
 from monetk.data import generate_multi_dsprites, labels_to_masks, load_splits
-from monetk.data.deepmind import MULTI_DSPRITES_ENTITIES, MULTI_DSPRITES_FACTORS
+from monetk.data.deepmind import RecordFormat, record_format
 from monetk.data.tfrecord import Example, write_records
 from monetk.metrics import segmentation_scores
 from monetk.model import MONet
@@ -69,35 +69,59 @@ def _data_config(workdir: Path, image_size: int, num_train: int, **extra: Any) -
 _BYTES = [bytes([value]) for value in range(256)]
 
 
-def multi_dsprites_example(image: np.ndarray, labels: np.ndarray, seed: int = 0) -> bytes:
-    """One serialized record in DeepMind's ``colored_on_colored`` layout: ``image`` and ``mask``
-    (``[64, 64, E, 1]``) one one-byte BytesList value per element, float32 factors ``[E]`` and
-    ``color`` ``[E, 3]`` (random here)."""
-    entities = MULTI_DSPRITES_ENTITIES["colored_on_colored"]
-    mask = labels_to_masks(labels[None], entities)[0].transpose(1, 2, 0, 3)  # [64, 64, E, 1]
+def deepmind_example(image: np.ndarray, labels: np.ndarray, fmt: RecordFormat,
+                     seed: int = 0) -> bytes:
+    """One serialized record in DeepMind's layout of ``fmt``: ``image`` and ``mask`` one one-byte
+    BytesList value per element (Multi-dSprites: mask ``[64, 64, E, 1]`` and random float32
+    factors; Objects Room: mask ``[E, 64, 64, 1]``)."""
+    mask = labels_to_masks(labels[None], fmt.num_entities)[0]  # [E, 64, 64, 1]
+    if fmt.dataset == "multi_dsprites":
+        mask = mask.transpose(1, 2, 0, 3)
     example = Example()
     feature = example.features.feature
     feature["image"].bytes_list.value.extend([_BYTES[v] for v in image.ravel().tolist()])
     feature["mask"].bytes_list.value.extend([_BYTES[v] for v in mask.ravel().tolist()])
     rng = np.random.default_rng(seed)
-    for name in MULTI_DSPRITES_FACTORS:
-        feature[name].float_list.value.extend(rng.random(entities).tolist())
-    feature["color"].float_list.value.extend(rng.random(entities * 3).tolist())
+    for name, shape in fmt.float_shapes.items():
+        feature[name].float_list.value.extend(rng.random(shape).ravel().tolist())
     return example.SerializeToString()
 
 
-def write_multi_dsprites_records(path: Path, images: np.ndarray, labels: np.ndarray,
-                                 num_records: int | None = None) -> None:
+def write_deepmind_records(path: Path, images: np.ndarray, labels: np.ndarray, fmt: RecordFormat,
+                           num_records: int | None = None) -> None:
     """A GZIP TFRecord file of ``num_records`` (default: one per image) DeepMind-layout records,
-    cycling through the scenes given (each record is ~100 kB, so repeats do not compress)."""
-    examples = [multi_dsprites_example(image, label, i)
+    cycling through the scenes given (a record is ~100 kB, beyond DEFLATE's 32 kB window, so
+    the repeats compress like new scenes)."""
+    examples = [deepmind_example(image, label, fmt, i)
                 for i, (image, label) in enumerate(zip(images, labels, strict=True))]
     total = len(examples) if num_records is None else num_records
     write_records(path, (examples[i % len(examples)] for i in range(total)))
 
 
+def tfrecord_conversion_rate(workdir: Path, dataset: str, num_records: int,
+                             distinct: int = 1024) -> float:
+    """Records/s of converting a GZIP file of ``num_records`` DeepMind-layout records (cycling
+    ``distinct`` generated scenes) into the uint8 cache at 64 px: counting, reading, CRC checks,
+    decoding and writing, as a run's first ``load_splits`` does."""
+    fmt = record_format(dataset, "colored_on_colored" if dataset == "multi_dsprites" else None)
+    distinct = min(distinct, num_records)
+    if dataset == "multi_dsprites":
+        images, labels = generate_multi_dsprites(distinct, 64, seed=2, max_objects=4)
+        background = [0]
+    else:
+        from monetk.data.objects_room_like import generate_objects_room_like
+
+        images, labels = generate_objects_room_like(distinct, 64, seed=2)
+        background = [0, 1, 2, 3]
+    path = workdir / f"{dataset}.tfrecords"
+    write_deepmind_records(path, images, labels, fmt, num_records)
+    config = _data_config(workdir, 64, num_records - 200, source=f"{dataset}_tfrecord",
+                          path=str(path), background_entities=background)
+    return _rate(num_records, lambda: load_splits(config))
+
+
 def measure_data(image_size: int = 64, num_images: int = 4096, batch_size: int = 64,
-                 steps: int = 50, num_records: int = 2000) -> dict[str, float]:
+                 steps: int = 50, num_records: int = 20480) -> dict[str, float]:
     """Images/s (records/s) of every stage that can feed training, in a temporary directory."""
     result: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="monetk-bench-") as tmp:
@@ -119,14 +143,9 @@ def measure_data(image_size: int = 64, num_images: int = 4096, batch_size: int =
         result["memory_to_fit_images_per_s"] = median(
             fit_delivery_rate(in_memory, batch_size, steps) for _ in range(3))
 
-        images, labels = generate_multi_dsprites(num_records, 64, seed=2, max_objects=4)
-        path = workdir / "multi_dsprites.tfrecords"
-        result["tfrecord_write_records_per_s"] = _rate(
-            num_records, lambda: write_multi_dsprites_records(path, images, labels))
-        config = _data_config(workdir, image_size, num_records - 200,
-                              source="multi_dsprites_tfrecord", path=str(path))
-        result["tfrecord_to_cache_records_per_s"] = _rate(num_records,
-                                                          lambda: load_splits(config))
+        for dataset in ("multi_dsprites", "objects_room"):
+            result[f"tfrecord_{dataset}_to_cache_records_per_s"] = tfrecord_conversion_rate(
+                workdir, dataset, num_records)
     return result
 
 

@@ -15,7 +15,7 @@ from tfrecord.reader import tfrecord_iterator
 
 from bench import peer, train_step
 from bench.__main__ import pair_ratio, parse_args, targets
-from bench.data_eval import _Consumer, write_multi_dsprites_records
+from bench.data_eval import _Consumer, write_deepmind_records
 from bench.timing import StepClock, Variant, interleave, intervals, median
 from bench.torch_monet import TorchMONet, load_monetk_weights, twin_from_monetk
 from bench.train_step import DEMO_MODEL, check_same_loss
@@ -146,7 +146,8 @@ def test_step_clock_times_every_fit_step():
 def test_written_records_are_deepmind_layout_for_the_tfrecord_package_and_monetk(tmp_path):
     images, labels = generate_multi_dsprites(3, 64, seed=4)
     path = tmp_path / "md.tfrecords"
-    write_multi_dsprites_records(path, images, labels, num_records=4)
+    fmt = record_format("multi_dsprites", "colored_on_colored")
+    write_deepmind_records(path, images, labels, fmt, num_records=4)
     theirs = [example_pb2.Example.FromString(bytes(record)).features.feature
               for record in tfrecord_iterator(str(path), compression_type="gzip")]
     assert len(theirs) == 4
@@ -161,7 +162,6 @@ def test_written_records_are_deepmind_layout_for_the_tfrecord_package_and_monetk
         assert {len(feature[k].float_list.value) for k in ("x", "y", "shape", "visibility",
                                                           "orientation", "scale")} == {5}
         assert len(feature["color"].float_list.value) == 15
-    fmt = record_format("multi_dsprites", "colored_on_colored")
     (ours_images, ours_labels), = read_chunks(path, fmt)
     np.testing.assert_array_equal(ours_images, images[[0, 1, 2, 0]])
     np.testing.assert_array_equal(ours_labels, labels[[0, 1, 2, 0]])
@@ -175,7 +175,8 @@ def test_targets_compare_measurements_with_the_issue_limits():
     results = {
         "train": {"demo-b8": case(8, monetk_fit_compiled=30.0, monetk_fit_eager=50.0,
                                   twin_eager=45.0, twin_compiled=25.0)},
-        "data": {"cache_to_fit_images_per_s": 6000.0, "memory_to_fit_images_per_s": 9000.0},
+        "data": {"cache_to_fit_images_per_s": 6000.0, "memory_to_fit_images_per_s": 9000.0,
+                 "tfrecord_objects_room_to_cache_records_per_s": 1000.0},
         "eval": {"num_images": 1000, "segmentation_scores_s": 1.5},
     }
     rows = {row["target"]: row for row in targets(results)}
@@ -190,6 +191,9 @@ def test_targets_compare_measurements_with_the_issue_limits():
     assert data_row["value"] == pytest.approx(22.5)
     assert data_row["met"] is True
     assert rows["segmentation_scores on 1000 images < 1 s"]["met"] is False
+    conversion = rows["TFRecord objects_room -> cache: minutes per 1M records <= 15"]
+    assert conversion["value"] == pytest.approx(1e6 / 1000 / 60) and conversion["met"] is False
+    assert "TFRecord multi_dsprites -> cache: minutes per 1M records <= 15" not in rows
 
 
 def test_cli_help_runs():

@@ -251,7 +251,8 @@ def count_records(path: str | os.PathLike, gzip: bool | None = None) -> int:
                 if len(header) != 12:
                     raise TFRecordError(f"{os.fspath(path)}: record {count} is truncated (header)")
                 (length,) = struct.unpack("<Q", header[:8])
-                stream.seek(length + 4, os.SEEK_CUR)
+                if len(stream.read(length + 4)) != length + 4:  # faster than a GZIP seek
+                    raise TFRecordError(f"{os.fspath(path)}: record {count} is truncated")
                 count += 1
     except (EOFError, gzip_module.BadGzipFile, zlib.error) as error:
         raise TFRecordError(f"{os.fspath(path)}: unreadable GZIP stream ({error})") from error

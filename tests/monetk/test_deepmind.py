@@ -14,6 +14,7 @@ from monetk.data.deepmind import (
     LayoutError,
     check_file,
     data_identity,
+    largest_entity,
     read_chunks,
     read_examples,
     record_format,
@@ -242,3 +243,12 @@ def test_a_deepmind_layout_file_trains_a_smoke_run(tmp_path, deepmind, source, d
     (cache,) = (tmp_path / "cache").iterdir()
     cached_labels = np.load(cache / "labels.npy")
     np.testing.assert_array_equal(cached_labels, labels[:, 2::4, 2::4])  # 64 -> 16 px
+
+
+@pytest.mark.parametrize("axis", [1, 3])
+def test_largest_entity_is_argmax_with_ties_to_the_lowest(axis):
+    rng = np.random.default_rng(3)
+    masks = rng.choice(np.array([0, 128, 255], np.uint8), size=(4, 6, 8, 8))  # many ties
+    masks = np.moveaxis(masks, 1, axis)
+    np.testing.assert_array_equal(largest_entity(masks, axis), np.argmax(masks, axis=axis))
+    assert largest_entity(masks, axis).dtype == np.uint8
