@@ -58,11 +58,20 @@ def test_every_spec_file_and_link_the_readme_names_exists():
 
 
 def test_the_test_command_is_the_one_ci_runs():
-    test_command = 'pip install -e ".[dev]" && pytest'
-    assert any(test_command in block for block in fenced("bash"))
+    section = README.split("## Test", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+    (command,) = block.strip().splitlines()
+    assert command == 'pip install -e ".[dev]" && pytest'
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    assert 'python3 -m pip install --quiet -e ".[dev]" && python3 -m pytest' in ci
-    assert "torch==2.13.0" in ci and "ruff check ." in ci
+    runs = [line for line in ci.splitlines() if line.startswith(command)]
+    assert runs == [f"{command} || status=$?"], runs  # exactly as printed, exit status kept
+    assert "python3 -m pytest" not in ci and "-m pytest" not in ci
+    assert 'python3 -m pip install --quiet "torch==2.13.0"' in ci and "ruff check ." in ci
+
+
+def test_the_readme_says_how_to_get_the_cpu_only_torch():
+    run = README.split("## Run", 1)[1].split("\n## ", 1)[0]
+    assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in run
 
 
 def test_the_ablation_example_is_a_valid_spec(tmp_path):
