@@ -169,7 +169,7 @@ def print_report(results: dict[str, Any]) -> None:
     if "data" in results:
         print("\n== data pipeline")
         for name, value in results["data"].items():
-            print(f"{name:38s} {value:14.0f}")
+            print(f"{name:46s} {value:10.0f}")
     if "eval" in results:
         e = results["eval"]
         print(f"\n== evaluation on {e['num_images']} images ({e['image_size']} px, "
@@ -178,7 +178,7 @@ def print_report(results: dict[str, Any]) -> None:
     print("\n== targets")
     for row in results["targets"]:
         verdict = {True: "met", False: "MISSED", None: "not measured"}[row["met"]]
-        print(f"{row['target']:62s} {_fmt(row['value'], '.3f'):>8s}  {verdict}")
+        print(f"{row['target']:64s} {_fmt(row['value'], '.3f'):>8s}  {verdict}")
     for what, why in results.get("skipped", {}).items():
         print(f"skipped {what}: {why}")
 

@@ -121,18 +121,46 @@ class CheckEvaluator(keras.callbacks.Callback):
             logs.update(self.evaluate())
 
 
-class NaNGuard(keras.callbacks.Callback):
-    """Stops a run whose epoch-mean loss is not finite (no per-step sync: the mean carries
-    a NaN)."""
+def non_finite(values: dict, where: str) -> str | None:
+    """A reason naming the first non-finite number among ``values`` (``where``: e.g. "at step
+    20"), or None when every number is finite. Segmentation scores (``eval_*``) are skipped: they
+    are NaN by definition when no image qualifies (e.g. no multi-object image for
+    ``fg_ari_multi``), whatever the weights."""
+    for key, value in values.items():
+        if key.startswith("eval_"):
+            continue
+        if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and not math.isfinite(value):
+            return f"non-finite {key} ({value}) {where}"
+    return None
 
-    def __init__(self):
+
+def non_finite_weights(model: keras.Model, where: str) -> str | None:
+    """A reason naming the first weight or optimizer variable of ``model`` holding a NaN or an
+    infinity, or None when all are finite."""
+    optimizer = getattr(model, "optimizer", None)
+    variables = [*model.weights, *(optimizer.variables if optimizer is not None else [])]
+    for variable in variables:
+        if not np.isfinite(keras.ops.convert_to_numpy(variable)).all():
+            return f"non-finite values in {variable.path} {where}"
+    return None
+
+
+class NaNGuard(keras.callbacks.Callback):
+    """Stops a run when a logged value (every loss term, the monitoring MSE at checks) or a
+    weight or optimizer variable is not finite at an epoch end; ``reason`` says which and where.
+    Put it after the callbacks that add to the logs and before :class:`ResumableCheckpoint`.
+    No per-step sync: an epoch mean carries a NaN of any of its steps."""
+
+    def __init__(self, steps_per_epoch: int):
         super().__init__()
+        self.steps_per_epoch = steps_per_epoch
         self.reason: str | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(loss):
-            self.reason = f"non-finite loss ({loss}) in epoch {epoch + 1}"
+        where = f"at step {global_step(epoch, self.steps_per_epoch)}"
+        self.reason = non_finite(logs or {}, where) or non_finite_weights(self.model, where)
+        if self.reason is not None:
             self.model.stop_training = True
 
 
@@ -210,19 +238,25 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     Not Keras' ``BackupAndRestore``: it overwrites its weights file and its metadata file
     separately (a kill between the two leaves them inconsistent) and cannot carry the stopping
     rule's and the history's state. Here the model goes to ``ckpt-<step>.keras`` (temp file, then
-    rename) and ``state.json``, which names that file, is replaced atomically after it: the state
-    on disk always names a complete checkpoint. The previous checkpoint is then deleted.
+    rename), then ``state-<step>.json``, which names it, and last ``state.json`` (the newest
+    state; the only one before monetk 0.3), each replaced atomically: a state on disk always names
+    a complete checkpoint. The :data:`KEEP` newest checkpoints are kept, so a damaged newest one
+    falls back to the one before (:meth:`states`). With a ``guard``, a state in which it found a
+    non-finite value is never saved: a diverged run keeps its last finite checkpoint.
     """
 
     STATE = "state.json"
+    KEEP = 2
 
     def __init__(self, directory: str | Path, steps_per_epoch: int, every: int,
-                 stateful: dict[str, Any]):
+                 stateful: dict[str, Any], guard: NaNGuard | None = None):
         super().__init__()
         self.directory, self.steps_per_epoch, self.every = Path(directory), steps_per_epoch, every
-        self.stateful = stateful
+        self.stateful, self.guard = stateful, guard
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.guard is not None and self.guard.reason is not None:
+            return
         step = global_step(epoch, self.steps_per_epoch)
         if step % self.every == 0 or self.model.stop_training:
             self.save(epoch)
@@ -237,17 +271,35 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         state = {"epoch": epoch + 1, "step": step, "model": name,
                  "stop_training": bool(self.model.stop_training),
                  "callbacks": {key: cb.get_state() for key, cb in self.stateful.items()}}
-        atomic_write_text(self.directory / self.STATE, json.dumps(state))
-        for old in self.directory.glob("ckpt-*.keras"):
-            if old.name != name:
+        text = json.dumps(state)
+        atomic_write_text(self.directory / f"state-{step}.json", text)
+        atomic_write_text(self.directory / self.STATE, text)
+        keep = sorted((_step_of(p) for p in self.directory.glob("state-*.json")),
+                      reverse=True)[:self.KEEP]
+        for old in [*self.directory.glob("ckpt-*.keras"), *self.directory.glob("state-*.json")]:
+            if _step_of(old) not in keep:
                 old.unlink()
 
     @classmethod
-    def load_state(cls, directory: str | Path) -> dict | None:
-        """The saved state (with ``model``: the checkpoint's path), or None if there is none."""
-        path = Path(directory) / cls.STATE
-        if not path.exists():
-            return None
-        state = json.loads(path.read_text())
-        state["model"] = str(Path(directory) / state["model"])
-        return state
+    def states(cls, directory: str | Path) -> list[tuple[Path, dict | None]]:
+        """The saved states, newest first, as (state file, state with ``model`` as a path), or
+        (state file, None) for a file that cannot be read as a state."""
+        directory = Path(directory)
+        files = [directory / cls.STATE] if (directory / cls.STATE).exists() else []
+        files += sorted(directory.glob("state-*.json"), key=_step_of, reverse=True)
+        found = []
+        for path in files:
+            try:
+                state = json.loads(path.read_text())
+                state["model"] = str(directory / state["model"])
+                int(state["step"])
+            except (OSError, ValueError, TypeError, KeyError):
+                state = None
+            found.append((path, state))
+        return found
+
+
+def _step_of(path: Path) -> int:
+    """The step in a checkpoint file name (``ckpt-20.keras``, ``state-20.json``); -1 if none."""
+    digits = path.name.split("-", 1)[-1].split(".", 1)[0]
+    return int(digits) if digits.isdigit() else -1

@@ -32,6 +32,7 @@ from monetk.callbacks import (
     StoppingRule,
     evaluate_segmentation,
     global_step,
+    non_finite_weights,
 )
 from monetk.config import resolve
 from monetk.data import load_splits
@@ -134,13 +135,12 @@ def run_experiment(config: dict[str, Any], run_dir: str | Path,
 
     spe = steps_per_epoch(train_cfg)
     checkpoint_dir = run_dir / "checkpoint"
-    state = ResumableCheckpoint.load_state(checkpoint_dir)
+    state, model, set_aside = resume_point(checkpoint_dir)
     if state is None:
         model = build_model(config)
         model.compile(optimizer=build_optimizer(train_cfg))
         initial_epoch = 0
     else:
-        model = keras.models.load_model(state["model"])
         model.use_compiled_forward(compiled)  # "auto" decides on this machine, not the saving one
         model.reset_step_counter()
         initial_epoch = state["epoch"]
@@ -152,13 +152,15 @@ def run_experiment(config: dict[str, Any], run_dir: str | Path,
     rule = StoppingRule(spe, train_cfg["stop_threshold"], train_cfg["stop_ratio"],
                         train_cfg["continue_after_stop"])
     history = HistoryLog(run_dir / "history.csv", spe)
-    nan_guard = NaNGuard()
+    nan_guard = NaNGuard(spe)
     checkpoint = ResumableCheckpoint(checkpoint_dir, spe, train_cfg["checkpoint_every"],
-                                     {"rule": rule, "history": history, "clock": clock})
+                                     {"rule": rule, "history": history, "clock": clock},
+                                     guard=nan_guard)
     if state is not None:
         for key, stateful in checkpoint.stateful.items():
             stateful.set_state(state["callbacks"][key])
-    callbacks = [EpochCursor(batches), nan_guard, evaluator, rule, history, checkpoint]
+        history.write()  # drop rows a diverged or killed attempt wrote after this state
+    callbacks = [EpochCursor(batches), evaluator, rule, history, nan_guard, checkpoint]
     if progress is not None:
         callbacks.append(_Progress(progress, spe, train_cfg["max_steps"]))
 
@@ -178,8 +180,10 @@ def run_experiment(config: dict[str, Any], run_dir: str | Path,
                           and steps > rule.stop_step),
         "final": None, "at_stop": rule.at_stop, "device": _device(model),
         "versions": versions(), "numerics": monetk.NUMERICS_VERSION,
+        "resumed_from": None if state is None else state["step"], "set_aside": set_aside,
     }
-    nan_reason = nan_guard.reason or _nan_in_history(history.rows)
+    nan_reason = (nan_guard.reason or _nan_in_history(history.rows)
+                  or non_finite_weights(model, f"after step {steps}"))
     if nan_reason is not None:
         result.update(status="failed", reason=nan_reason)
     else:
@@ -199,6 +203,44 @@ def run_experiment(config: dict[str, Any], run_dir: str | Path,
     if result["status"] == "ok":
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return result
+
+
+def resume_point(checkpoint_dir: Path) -> tuple[dict | None, MONet | None, list[str]]:
+    """Where a run resumes: the newest saved state whose checkpoint loads and holds only finite
+    weights and optimizer variables, as ``(state, model, set_aside)``; ``(None, None,
+    set_aside)`` when none does (train from the start). A state file or checkpoint that cannot be
+    read, or that holds a NaN or an infinity (a store written before the guard, or damaged), is
+    moved to ``set-aside/`` beside ``checkpoint_dir`` (kept for inspection, never deleted) and
+    named in ``set_aside`` with the reason."""
+    set_aside: list[str] = []
+    aside_dir = checkpoint_dir.parent / "set-aside"
+
+    def put_aside(path: Path, why: str) -> None:
+        if path.exists():
+            aside_dir.mkdir(exist_ok=True)
+            path.replace(aside_dir / f"{time.time_ns()}-{path.name}")
+        set_aside.append(f"{path}: {why}")
+
+    tried: set[str] = set()
+    for path, state in ResumableCheckpoint.states(checkpoint_dir):
+        if state is None:
+            put_aside(path, "not a readable checkpoint state")
+            continue
+        if state["model"] in tried:
+            continue
+        tried.add(state["model"])
+        model_path = Path(state["model"])
+        try:
+            model = keras.models.load_model(model_path)
+        except Exception as error:  # any damage: truncated zip, bad HDF5, missing file
+            put_aside(model_path, f"cannot be loaded ({type(error).__name__}: {error})")
+            continue
+        reason = non_finite_weights(model, f"in {model_path.name}")
+        if reason is not None:
+            put_aside(model_path, reason)
+            continue
+        return state, model, set_aside
+    return None, None, set_aside
 
 
 def _nan_in_history(rows: list[dict]) -> str | None:

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
+from monetk import experiment
 from monetk.callbacks import StoppingRule
 from monetk.config import ConfigError, resolve
 from monetk.experiment import build_model, build_optimizer, run_experiment
@@ -186,3 +187,64 @@ def test_a_compiled_training_step_matches_the_eager_one(tmp_path):
         g_eager, g_compiled = eager.value.grad, compiled.value.grad
         scale = float(g_eager.abs().max()) + 1e-12
         assert float((g_compiled - g_eager).abs().max()) / scale < 1e-3, eager.path
+
+
+def _diverging_after_step_10(train_cfg):
+    """Adam whose learning rate jumps to 1e30 after step 10 (a built-in, saved schedule)."""
+    schedule = keras.optimizers.schedules.PiecewiseConstantDecay([10], [1e-3, 1e30])
+    return keras.optimizers.Adam(learning_rate=schedule)
+
+
+def test_a_divergence_between_checks_is_never_resumed_into_an_ok_run(tmp_path, monkeypatch):
+    # The paper profile's case (issue 21): checkpoints every 5 steps, checks every 10, and the
+    # loss turns non-finite in steps 11-15, an epoch without a check. The state at step 15 is
+    # not saved; the retry (--retry-failed deletes result.json) resumes from step 10, the last
+    # finite checkpoint, says so, and diverges again: failed, never ok with NaN weights.
+    monkeypatch.setattr(experiment, "build_optimizer", _diverging_after_step_10)
+    config, run_dir = tiny_config(tmp_path), tmp_path / "run"
+    first = run_experiment(config, run_dir)
+    assert first["status"] == "failed" and first["reason"].endswith("at step 15"), first
+    assert first["resumed_from"] is None
+    saved = sorted(p.name for p in (run_dir / "checkpoint").glob("ckpt-*.keras"))
+    assert saved == ["ckpt-10.keras", "ckpt-5.keras"]
+    (run_dir / "result.json").unlink()
+    retry = run_experiment(config, run_dir)
+    assert retry["status"] == "failed" and retry["resumed_from"] == 10
+    assert retry["reason"].endswith("at step 15") and retry["set_aside"] == []
+
+
+def test_a_non_finite_or_damaged_checkpoint_is_set_aside_and_the_run_falls_back(tmp_path):
+    # A store written before the guard: the newest checkpoint (step 10) holds NaN weights and
+    # says stop_training, which used to skip fit and write an ok result. It is set aside (kept,
+    # renamed), and the run resumes from step 5 to the numbers of an uninterrupted run.
+    config = tiny_config(tmp_path)
+    straight = run_experiment(config, tmp_path / "straight")
+
+    def kill_at_step_10(step, max_steps):
+        if step == 10:
+            raise Killed
+
+    run_dir = tmp_path / "run"
+    with pytest.raises(Killed):
+        run_experiment(config, run_dir, progress=kill_at_step_10)
+    checkpoint = run_dir / "checkpoint"
+    model = keras.models.load_model(checkpoint / "ckpt-10.keras")
+    model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
+    model.save(checkpoint / "ckpt-10.keras")
+    for name in ("state.json", "state-10.json"):
+        state = json.loads((checkpoint / name).read_text())
+        (checkpoint / name).write_text(json.dumps({**state, "stop_training": True}))
+    resumed = run_experiment(config, run_dir)
+    assert resumed["status"] == "ok" and resumed["resumed_from"] == 5
+    assert len(resumed["set_aside"]) == 1 and "ckpt-10.keras: non-finite" in resumed["set_aside"][0]
+    assert resumed["final"] == straight["final"]
+    [kept] = (run_dir / "set-aside").glob("*-ckpt-10.keras")  # kept after checkpoint/ went
+    assert np.isnan(keras.models.load_model(kept, compile=False).get_weights()[0]).all()
+    # a truncated newest checkpoint falls back the same way
+    with pytest.raises(Killed):
+        run_experiment(config, tmp_path / "run2", progress=kill_at_step_10)
+    newest = tmp_path / "run2" / "checkpoint" / "ckpt-10.keras"
+    newest.write_bytes(newest.read_bytes()[:100])
+    resumed = run_experiment(config, tmp_path / "run2")
+    assert resumed["resumed_from"] == 5 and "cannot be loaded" in resumed["set_aside"][0]
+    assert resumed["final"] == straight["final"]
