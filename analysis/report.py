@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import figures
+from analysis.findings import VERDICTS, findings_table
 from analysis.formatting import format_number, format_p
 from analysis.results import load_results, ordered, parameter_columns, status_counts
 from analysis.spec_tests import DROPPED_SEPARATOR, analyse, normalise_test, validate_tests
@@ -64,6 +65,7 @@ def write_report(
     shown_summary = summary_display(summary, main_metric, paper_medians)
     shown_other = summary_display(summary, other_metrics) if other_metrics else None
     shown_tests = tests_display(tests, with_paper=bool((paper or {}).get("p_values")))
+    findings = findings_table(spec, tests, summary, stop, df)
     title = spec.get("title") or spec.get("name") or "results"
     summary_tex = latex_table(shown_summary, f"{title}: FG-ARI per condition", "tab:summary")
     if shown_other is not None:
@@ -76,7 +78,9 @@ def write_report(
         "posthoc_csv": out / "posthoc.csv",
         "summary_tex": out / "summary.tex",
         "tests_tex": out / "tests.tex",
+        "findings_csv": out / "findings.csv",
     }
+    findings.to_csv(written["findings_csv"], index=False)
     summary.to_csv(written["summary_csv"], index=False)
     tests.to_csv(written["tests_csv"], index=False)
     analysis.posthoc.to_csv(written["posthoc_csv"], index=False)
@@ -101,6 +105,7 @@ def write_report(
     mask_lines = _mask_figures(df, datasets, conditions, results_dir, out, written)
     sections = [
         _header(spec, title),
+        _findings_section(findings),
         _what_was_run(spec, datasets, conditions, df),
         _runs(df, datasets, conditions),
         _summary_section(shown_summary, shown_other),
@@ -113,6 +118,20 @@ def write_report(
     written["report"] = out / "report.md"
     written["report"].write_text("\n".join(sections))
     return written
+
+
+def _findings_section(findings: pd.DataFrame) -> str:
+    head = "## Findings: the paper's claims and ours\n\n"
+    if findings.empty:
+        return head + "The spec has no `paper:` block, so there is nothing to compare.\n"
+    return head + "\n".join([
+        "One row per claim of the spec's `paper:` block. Verdicts: "
+        + "; ".join(f"*{v}*" for v in VERDICTS) + " (defined in `analysis/findings.py`: the "
+        "same test decision at the spec's alpha and correction, and the same direction where the "
+        "paper finds a difference; medians rows compare the order of conditions, not levels).",
+        "",
+        markdown_table(findings),
+    ])
 
 
 def _file_key(kind: str, *parts: str) -> str:

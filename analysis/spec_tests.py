@@ -42,7 +42,7 @@ CHOICES = {
     "method": METHODS,
     "alternative": ALTERNATIVES,
 }
-PAPER_KEYS = ("medians", "p_values")
+PAPER_KEYS = ("medians", "p_values", "stop_effect")
 #: Joins the dropped-block messages of one comparison in the ``dropped`` column of tests.csv.
 DROPPED_SEPARATOR = " | "
 
@@ -180,7 +180,7 @@ def _validate_paper(
                 )
             elif not isinstance(values, Mapping):
                 problems.append(f"{where}: expected a mapping")
-            elif key == "medians":
+            elif key in ("medians", "stop_effect"):
                 problems += _validate_medians(where, values, conditions)
             else:
                 problems += _validate_p_values(where, values, by_name)

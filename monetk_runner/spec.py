@@ -365,7 +365,8 @@ def _check_content(
         problems.append(f"{origins.locate(('tests',))}: expected a list of tests")
         content["tests"] = []
     if "paper" in content and not isinstance(content["paper"], (Mapping, type(None))):
-        problems.append(f"{origins.locate(('paper',))}: expected a mapping (medians, p_values)")
+        problems.append(
+            f"{origins.locate(('paper',))}: expected a mapping (medians, p_values, stop_effect)")
         content["paper"] = {}
     spec = Spec(path, profile, content, origins, seeds, [s for s in seeds if s in continue_seeds])
     problems.extend(_check_tests(spec))

@@ -67,6 +67,11 @@ def test_section3_1_report(tmp_path):
         assert (tmp_path / name).read_bytes()[:8] == PNG_MAGIC, name
 
     report = (tmp_path / "report.md").read_text()
+    findings = pd.read_csv(tmp_path / "findings.csv").set_index(["dataset", "claim"])
+    # the fixture: gamma (marginal) rejects on objects_room as the paper's 1.7e-22 does
+    assert findings.loc[("objects_room", "gamma: 0.25 vs 0 (blocks: seed; mean over beta)"),
+                        "verdict"] == "reproduced"
+    assert report.index("## Findings") < report.index("## What was run")
     for text in [
         "# Ablation of beta and gamma (section 3.1)",
         "**Deviations from the paper**",
@@ -208,11 +213,12 @@ def test_minimal_results_and_spec_without_tests(tmp_path):
     spec = {"name": "mini", "conditions": {"A": {}, "B": {}}, "datasets": {"d": {}}}
     written = write_report(spec, df, tmp_path)
     assert set(written) == {
-        "summary_csv", "tests_csv", "posthoc_csv", "summary_tex", "tests_tex", "boxplot_fg_ari",
-        "report",
+        "summary_csv", "tests_csv", "posthoc_csv", "summary_tex", "tests_tex", "findings_csv",
+        "boxplot_fg_ari", "report",
     }  # fmt: skip
     report = (tmp_path / "report.md").read_text()
     assert "The spec declares no tests." in report
+    assert "The spec has no `paper:` block, so there is nothing to compare." in report
     assert "No run was trained past the stopping rule" in report
     assert "- d / A (seed 3): no run directory known." in report
     assert "dashed line" not in report and "red diamonds" not in report
