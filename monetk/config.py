@@ -10,6 +10,7 @@ key path and what is allowed.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -110,8 +111,18 @@ _CHOICES = {
     ("loss", "mask"): MASK_LOSSES,
     ("train", "optimizer"): OPTIMIZERS,
 }
-_NON_NEGATIVE = {("loss", "beta"), ("loss", "gamma"), ("train", "rmsprop_initial")}
+_NON_NEGATIVE = {("loss", "beta"), ("loss", "gamma"), ("train", "rmsprop_initial"),
+                 ("train", "stop_ratio"), ("data", "min_objects")}
+#: Values in [0, 1): decay and momentum rates.
+_UNIT_INTERVAL = {("train", "rho"), ("train", "momentum")}
+#: Seeds of torch, numpy and the generators: [0, 2**32).
+SEED_LIMIT = 2**32
 _POSITIVE = {
+    ("data", "max_objects"),
+    ("train", "epsilon"),
+    ("train", "stop_threshold"),
+    ("eval", "batch_size"),
+    ("eval", "min_objects_multi"),
     ("data", "image_size"),
     ("data", "num_train"),
     ("data", "num_eval"),
@@ -164,9 +175,14 @@ def _type_ok(value: Any, default: Any) -> bool:
 
 
 def validate(config: Mapping[str, Any]) -> None:
-    """Check every key, type and allowed value of a full run config; raise :class:`ConfigError`."""
+    """Check every key, type and allowed value of a full run config, and the rules between
+    values (a batch fits the training set, the U-Net's blocks fit the image, K fits the pixels);
+    raise :class:`ConfigError` naming each problem's key and what is allowed."""
     problems: list[str] = []
     _check_keys(config, DEFAULTS, (), problems)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    _check_finite(config, (), problems)
     if problems:
         raise ConfigError("; ".join(problems))
     _check_values(config, problems)
@@ -200,9 +216,34 @@ def _check_keys(config: Any, defaults: Mapping[str, Any], path: tuple, problems:
             problems.append(f"{'.'.join((*path, key))}: missing")
 
 
+def _check_finite(node: Any, path: tuple, problems: list[str]) -> None:
+    """Every number finite (NaN and infinities would train to NaN or fail at JSON time)."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            _check_finite(value, (*path, key), problems)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _check_finite(value, (*path[:-1], f"{path[-1]}[{i}]"), problems)
+    elif isinstance(node, float) and not math.isfinite(node):
+        problems.append(f"{'.'.join(map(str, path))}: must be a finite number, got {node!r}")
+
+
 def _check_values(config: Mapping[str, Any], problems: list[str]) -> None:
     def get(path: tuple) -> Any:
         return config[path[0]][path[1]]
+
+    for path, seed in ((("seed",), config["seed"]),
+                       (("data", "generator_seed"), get(("data", "generator_seed")))):
+        if not 0 <= seed < SEED_LIMIT:
+            problems.append(f"{'.'.join(path)}: must be in [0, 2**32), got {seed!r}")
+    for path in _UNIT_INTERVAL:
+        if not 0 <= get(path) < 1:
+            problems.append(f"{'.'.join(path)}: must be in [0, 1), got {get(path)!r}")
+    threads = get(("train", "threads"))
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)
+                                or threads < 0):
+        problems.append(f"train.threads: must be null (torch's default), 0 (the worker's "
+                        f"share) or a positive integer, got {threads!r}")
 
     for path, allowed in _CHOICES.items():
         if get(path) not in allowed:
@@ -222,9 +263,26 @@ def _check_values(config: Mapping[str, Any], problems: list[str]) -> None:
     size = get(("data", "image_size"))
     if size & (size - 1) or size < 8:
         problems.append(f"data.image_size: must be a power of two >= 8, got {size}")
-    low, high = get(("data", "value_range"))
-    if not low < high:
-        problems.append(f"data.value_range: need low < high, got {[low, high]}")
+    blocks = get(("model", "unet_blocks"))
+    if blocks is not None and (not isinstance(blocks, int) or isinstance(blocks, bool)
+                               or blocks < 1 or 2 ** (blocks - 1) > size):
+        problems.append(f"model.unet_blocks: must be null or an integer from 1 to "
+                        f"{size.bit_length()} (2**(blocks - 1) <= data.image_size {size}), "
+                        f"got {blocks!r}")
+    slots = get(("model", "num_slots"))
+    if slots > size * size:
+        problems.append(f"model.num_slots: must be at most the {size * size} pixels of a "
+                        f"{size}x{size} image, got {slots}")
+    value_range = get(("data", "value_range"))
+    if len(value_range) != 2 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value_range):
+        problems.append(f"data.value_range: expected [low, high], two numbers, got "
+                        f"{value_range!r}")
+    elif not value_range[0] < value_range[1]:
+        problems.append(f"data.value_range: need low < high, got {value_range}")
+    if get(("data", "num_train")) < get(("train", "batch_size")):
+        problems.append(f"data.num_train: must be >= train.batch_size "
+                        f"({get(('train', 'batch_size'))}), got {get(('data', 'num_train'))}")
     if config["data"]["source"].endswith("_tfrecord") and not config["data"]["path"]:
         problems.append(f"data.path: required for data.source={config['data']['source']!r}")
     if get(("data", "min_objects")) > get(("data", "max_objects")):

@@ -26,7 +26,7 @@ from monetk_runner.executors import (
     WorkerProcesses,
     visible_gpus,
 )
-from monetk_runner.expand import load_runs, select
+from monetk_runner.expand import MAX_RUNS, load_runs, select
 from monetk_runner.plan import Planned, plan, summary, table
 from monetk_runner.progress import RunBoard
 from monetk_runner.spec import Spec, SpecError
@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--datasets", help="train only these datasets (comma-separated)")
     parser.add_argument("--conditions", help="train only these conditions (comma-separated)")
     parser.add_argument("--out", default="runs", help="output folder (default: runs/)")
+    parser.add_argument(
+        "--max-runs",
+        type=_positive,
+        default=MAX_RUNS,
+        help=f"refuse a spec that expands to more runs than this (default {MAX_RUNS:,})",
+    )
     parser.add_argument(
         "--dry-run",
         action="store_true",
@@ -140,7 +146,7 @@ def main(
     if args.executor == "ray" and importlib.util.find_spec("ray") is None:
         parser.error("--executor ray needs Ray: pip install '.[ray]'")
     try:
-        spec, runs = load_runs(args.spec, args.profile, args.sets)
+        spec, runs = load_runs(args.spec, args.profile, args.sets, args.max_runs)
         selected = select(runs, spec, args.seeds, args.datasets, args.conditions)
     except SpecError as error:
         for problem in error.problems:

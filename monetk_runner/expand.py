@@ -20,6 +20,9 @@ from monetk_runner.seeds import SeedError, format_seeds, parse_seeds
 from monetk_runner.spec import PER_DATASET, Spec, SpecError, is_per_dataset, read_spec
 
 _PROBLEM = re.compile(r"^([A-Za-z_][\w.]*): (.*)$", re.DOTALL)
+#: The most runs one spec may expand to unless ``max_runs`` allows more (the paper's three
+#: sections: 1,800 runs, 1,400 distinct); checked before any run config is built.
+MAX_RUNS = 10_000
 
 
 @dataclass(frozen=True)
@@ -43,17 +46,34 @@ class Run:
 
 
 def load_runs(
-    path: str | Path, profile: str | None = None, sets: Iterable[str] = ()
+    path: str | Path, profile: str | None = None, sets: Iterable[str] = (),
+    max_runs: int = MAX_RUNS,
 ) -> tuple[Spec, list[Run]]:
-    """Read and check a spec and expand it; raise :class:`SpecError` with every problem found."""
+    """Read and check a spec and expand it; raise :class:`SpecError` with every problem found.
+
+    Every other profile the spec declares is checked too (as written, without ``sets``), so a
+    value that only one profile would use is refused whichever profile is chosen; its problems
+    say which profile they come from."""
     spec, problems = read_spec(path, profile, sets)
     runs: list[Run] = []
     if spec is not None:
-        runs, config_problems = expand(spec)
+        runs, config_problems = expand(spec, max_runs)
         problems = list(dict.fromkeys([*problems, *config_problems]))
+        for other in spec.declared_profiles:
+            if other != spec.profile:
+                problems += [f"{p} (under profile {other})"
+                             for p in _profile_problems(path, other, max_runs)
+                             if p not in problems]
     if problems or spec is None:
         raise SpecError(problems)
     return spec, runs
+
+
+def _profile_problems(path: str | Path, profile: str, max_runs: int) -> list[str]:
+    spec, problems = read_spec(path, profile)
+    if spec is not None:
+        problems += expand(spec, max_runs)[1]
+    return list(dict.fromkeys(problems))
 
 
 def load_spec(path: str | Path, profile: str | None = None, sets: Iterable[str] = ()) -> dict:
@@ -70,10 +90,17 @@ def pick_dataset(value: Any, dataset: str) -> Any:
     return value
 
 
-def expand(spec: Spec) -> tuple[list[Run], list[str]]:
-    """All runs of ``spec`` in dataset, condition, seed order, and the problems of their configs."""
+def expand(spec: Spec, max_runs: int = MAX_RUNS) -> tuple[list[Run], list[str]]:
+    """All runs of ``spec`` in dataset, condition, seed order, and the problems of their configs
+    (no runs, and one problem, when there would be more than ``max_runs``)."""
     runs: list[Run] = []
     problems: list[str] = []
+    count = len(spec.datasets) * len(spec.conditions) * len(spec.seeds)
+    if count > max_runs:
+        return [], [f"{spec.locate(('seeds',))}: the spec expands to {count:,} runs "
+                    f"({len(spec.datasets)} datasets x {len(spec.conditions)} conditions x "
+                    f"{len(spec.seeds):,} seeds), more than {max_runs:,}; pass --max-runs "
+                    f"{count} to allow it"]
     continue_seeds = set(spec.continue_seeds)
     for dataset, dataset_partial in spec.datasets.items():
         for condition, condition_partial in spec.conditions.items():

@@ -5,7 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-ALLOWED = "an integer >= 0, a range 'a-b' with a <= b, or a list or comma-separated string of these"
+from monetk.config import SEED_LIMIT
+
+ALLOWED = ("an integer in [0, 2**32), a range 'a-b' with a <= b, or a list or comma-separated "
+           "string of these")
+#: The most seeds one list may hold (the paper: 100 per condition); checked before the list is
+#: built, so a range such as 1-10000000000 costs no memory.
+MAX_SEEDS = 100_000
 _RANGE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
 _SINGLE = re.compile(r"^\s*(\d+)\s*$")
 
@@ -25,6 +31,8 @@ def parse_seeds(value: Any) -> list[int]:
     seeds: list[int] = []
     for item in items:
         seeds.extend(_parse_item(item))
+        if len(seeds) > MAX_SEEDS:
+            raise SeedError(f"{value!r} holds more than {MAX_SEEDS:,} seeds")
     if not seeds:
         raise SeedError(f"no seeds in {value!r} (allowed: {ALLOWED})")
     repeated = sorted({s for s in seeds if seeds.count(s) > 1})
@@ -35,18 +43,23 @@ def parse_seeds(value: Any) -> list[int]:
 
 def _parse_item(item: Any) -> list[int]:
     if isinstance(item, int) and not isinstance(item, bool):
-        if item < 0:
-            raise SeedError(f"{item!r} is negative (allowed: {ALLOWED})")
+        if not 0 <= item < SEED_LIMIT:
+            raise SeedError(f"{item!r} is outside [0, 2**32) (allowed: {ALLOWED})")
         return [item]
     if isinstance(item, str):
         if match := _SINGLE.match(item):
-            return [int(match.group(1))]
+            return _parse_item(int(match.group(1)))
         if match := _RANGE.match(item):
             first, last = int(match.group(1)), int(match.group(2))
             if first > last:
                 raise SeedError(
                     f"{item.strip()!r} is not a range: {first} > {last} (allowed: {ALLOWED})"
                 )
+            if last >= SEED_LIMIT:
+                raise SeedError(f"{item.strip()!r} goes past 2**32 - 1 (allowed: {ALLOWED})")
+            if last - first + 1 > MAX_SEEDS:
+                raise SeedError(f"{item.strip()!r} holds {last - first + 1:,} seeds, more than "
+                                f"{MAX_SEEDS:,}")
             return list(range(first, last + 1))
     raise SeedError(f"{item!r} is not a seed or a seed range (allowed: {ALLOWED})")
 

@@ -47,6 +47,8 @@ PER_DATASET = "per_dataset"
 #: Run-config keys a spec may not set: the runner sets them from ``seeds`` and ``continue_seeds``.
 RUNNER_SET = {("seed",): "seeds", ("train", "continue_after_stop"): "continue_seeds"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+\-]*$")
+#: Spec names that would put the spec's view inside a folder the runner owns (``OUT/store``).
+RESERVED_NAMES = ("store",)
 NAME_RULE = "letters, digits, '_', '+', '-'; starting with a letter or digit"
 
 Path_ = tuple  # a key path: str keys and int list indices
@@ -103,6 +105,8 @@ class Spec:
     seeds: list[int]
     continue_seeds: list[int]
     profile_description: str | None = None
+    #: Every profile the spec (or a spec it extends) declares.
+    declared_profiles: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -189,6 +193,8 @@ def read_spec(
     for assignment in sets:
         _apply_set(content, assignment, origins, problems)
     spec = _check_content(path, chosen, content, origins, problems)
+    if spec is not None:
+        spec.declared_profiles = tuple(str(name) for name in profiles)
     if spec is not None and chosen is not None and isinstance(profiles[chosen], Mapping):
         spec.profile_description = profiles[chosen].get("description")
     return spec, _unique(problems)
@@ -329,6 +335,9 @@ def _check_content(
     name = content.get("name")
     if isinstance(name, str) and not _NAME.match(name):
         problems.append(f"{origins.locate(('name',))}: {name!r} is not a folder name ({NAME_RULE})")
+    elif name in RESERVED_NAMES:
+        problems.append(f"{origins.locate(('name',))}: {name!r} is the run store's folder; choose "
+                        f"another name (reserved: {', '.join(RESERVED_NAMES)})")
     broken = False
     for section in ("datasets", "conditions"):
         table = content.get(section)
@@ -368,6 +377,10 @@ def _check_content(
         problems.append(
             f"{origins.locate(('paper',))}: expected a mapping (medians, p_values, stop_effect)")
         content["paper"] = {}
+    outside = [s for s in continue_seeds if s not in set(seeds)]
+    if outside and seeds:
+        problems.append(f"{origins.locate(('continue_seeds',))}: {format_seeds(outside)} not "
+                        f"among the seeds (allowed: {format_seeds(seeds)})")
     spec = Spec(path, profile, content, origins, seeds, [s for s in seeds if s in continue_seeds])
     problems.extend(_check_tests(spec))
     if run_datasets is not None:

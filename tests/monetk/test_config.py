@@ -1,0 +1,62 @@
+"""Run-config validation: every value a run cannot train with is refused with its key and the
+allowed values (issue 21's table of bad inputs that used to fail only at run time)."""
+
+import pytest
+
+from monetk.config import ConfigError, resolve
+
+SMALL = {"data": {"image_size": 16, "num_train": 64}, "train": {"batch_size": 8}}
+
+
+def _with(section, key, value):
+    base = {k: dict(v) for k, v in SMALL.items()}
+    if section is None:
+        return {**base, key: value}
+    return {**base, section: {**base.get(section, {}), key: value}}
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        (None, "seed", 2**32, "seed: must be in [0, 2**32), got 4294967296"),
+        (None, "seed", 10**20, "seed: must be in [0, 2**32)"),
+        (None, "seed", -1, "seed: must be in [0, 2**32), got -1"),
+        ("data", "num_train", 4, "data.num_train: must be >= train.batch_size (8), got 4"),
+        ("eval", "batch_size", 0, "eval.batch_size: must be > 0, got 0"),
+        ("train", "threads", "many", "train.threads: must be null (torch's default), 0"),
+        ("train", "threads", -2, "train.threads: must be null"),
+        ("model", "unet_blocks", 10, "model.unet_blocks: must be null or an integer from 1 to 5"),
+        ("data", "value_range", ["a", "b"], "data.value_range: expected [low, high], two numbers"),
+        ("data", "value_range", [0.0], "data.value_range: expected [low, high], two numbers"),
+        ("data", "min_objects", -3, "data.min_objects: must be >= 0, got -3"),
+        ("loss", "beta", float("nan"), "loss.beta: must be a finite number, got nan"),
+        ("loss", "gamma", float("inf"), "loss.gamma: must be a finite number, got inf"),
+        ("loss", "sigmas", [0.1, float("nan")], "loss.sigmas[1]: must be a finite number"),
+        ("train", "stop_ratio", -5, "train.stop_ratio: must be >= 0, got -5"),
+        ("train", "epsilon", -1.0, "train.epsilon: must be > 0, got -1.0"),
+        ("train", "stop_threshold", 0.0, "train.stop_threshold: must be > 0, got 0.0"),
+        ("train", "rho", 1.0, "train.rho: must be in [0, 1), got 1.0"),
+        ("train", "momentum", -0.1, "train.momentum: must be in [0, 1), got -0.1"),
+        ("model", "num_slots", 1000, "model.num_slots: must be at most the 256 pixels"),
+        ("eval", "min_objects_multi", 0, "eval.min_objects_multi: must be > 0, got 0"),
+    ],
+)
+def test_a_value_no_run_can_train_with_is_refused(section, key, value, message):
+    with pytest.raises(ConfigError) as error:
+        resolve(_with(section, key, value))
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        (None, "seed", 2**32 - 1),
+        ("data", "num_train", 8),  # exactly one batch
+        ("model", "unet_blocks", 5),  # 2**4 = 16: a 1x1 bottleneck at 16 px
+        ("train", "threads", 0),
+        ("train", "stop_ratio", 0.0),
+        ("model", "num_slots", 256),
+    ],
+)
+def test_the_edges_of_the_allowed_ranges_are_accepted(section, key, value):
+    assert resolve(_with(section, key, value))
