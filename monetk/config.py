@@ -283,8 +283,16 @@ def _check_values(config: Mapping[str, Any], problems: list[str]) -> None:
     if get(("data", "num_train")) < get(("train", "batch_size")):
         problems.append(f"data.num_train: must be >= train.batch_size "
                         f"({get(('train', 'batch_size'))}), got {get(('data', 'num_train'))}")
-    if config["data"]["source"].endswith("_tfrecord") and not config["data"]["path"]:
-        problems.append(f"data.path: required for data.source={config['data']['source']!r}")
+    source, path = config["data"]["source"], config["data"]["path"]
+    if source.endswith("_tfrecord") and not path:
+        problems.append(f"data.path: required for data.source={source!r}")
+    elif not source.endswith("_tfrecord") and path is not None:
+        problems.append(f"data.path: {path!r} is set, but data.source={source!r} is a built-in "
+                        f"generator that reads no file; set data.source to "
+                        f"{source.replace('_generated', '_tfrecord')!r} as well, or data.path "
+                        f"to null")
+    if path is not None and not isinstance(path, str):
+        problems.append(f"data.path: expected a file path or null, got {path!r}")
     if get(("data", "min_objects")) > get(("data", "max_objects")):
         problems.append("data.min_objects: must be <= data.max_objects")
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from monetk_runner.collect import results_table, write_results
+from monetk_runner.datafiles import data_problems
 from monetk_runner.executors import (
     InProcess,
     RayCluster,
@@ -161,6 +162,12 @@ def main(
     if args.dry_run:
         print(table(plan(spec.name, selected, store)))
         return 0
+    if not args.report_only:
+        problems = data_problems(run.config for run in selected)
+        if problems:
+            print("\n".join(problems), file=sys.stderr)
+            print("The data files cannot be read; nothing was run or written.", file=sys.stderr)
+            return 2
     spec_dir = store.out / spec.name
     atomic_write_text(spec_dir / "spec.yaml", _snapshot(spec, argv))
     failed = 0

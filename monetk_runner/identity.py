@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -54,9 +55,13 @@ def _is_int(value: Any) -> bool:
 
 def run_id(config: Mapping[str, Any]) -> str:
     """16 hex digits of the SHA-256 of the normalised config without :data:`EXECUTION_ONLY` keys,
-    with :data:`PINNED_IN_HASH` keys at their pinned values and ``numerics`` =
-    :data:`monetk.NUMERICS_VERSION` (absent before monetk 0.3, whose numerics were version 2)."""
+    with :data:`PINNED_IN_HASH` keys at their pinned values, ``numerics`` =
+    :data:`monetk.NUMERICS_VERSION` (absent before monetk 0.3, whose numerics were version 2),
+    and a data file by its name, not its folder (moving the data keeps every run)."""
     view = normalize(config)
+    path = view.get("data", {}).get("path")
+    if isinstance(path, str):
+        view["data"]["path"] = os.path.basename(os.path.normpath(path))
     for section, key in EXECUTION_ONLY:
         view.get(section, {}).pop(key, None)
     for (section, key), value in PINNED_IN_HASH.items():

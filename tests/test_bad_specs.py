@@ -70,3 +70,61 @@ def test_a_spec_with_more_runs_than_the_cap_names_the_count_and_the_override(tmp
     assert main([str(spec), "--profile", "smoke", "--max-runs", "7", "--dry-run"]) == 2
     assert "expands to 8 runs" in capsys.readouterr().err
     assert main([str(spec), "--profile", "smoke", "--max-runs", "8", "--dry-run"]) == 0
+
+
+def _paper_scale_smoke(tmp_path, paths):
+    """The smoke profile on DeepMind-layout files (the paper's data path at the smoke size)."""
+    sets = []
+    for dataset, path in paths.items():
+        sets += ["--set", f"datasets.{dataset}.data.source={dataset}_tfrecord",
+                 "--set", f"datasets.{dataset}.data.path={path}"]
+    return [str(SPECS / "section3_2.yaml"), "--profile", "smoke", "--seeds", "1",
+            "--out", str(tmp_path / "out"), *sets]
+
+
+def test_missing_data_files_are_one_message_each_before_anything_is_written(tmp_path, capsys):
+    paths = {"multi_dsprites": tmp_path / "md.tfrecords", "objects_room": tmp_path / "or.tfr"}
+    assert main(_paper_scale_smoke(tmp_path, paths)) == 2
+    err = capsys.readouterr().err
+    for path in paths.values():
+        assert f"{path} (data.source=" in err and "no such file" in err
+    assert 'README.md, section "Paper scale"' in err
+    assert "nothing was run or written" in err and not (tmp_path / "out").exists()
+
+
+def test_a_file_in_another_layout_is_refused_before_anything_runs(tmp_path, deepmind, capsys):
+    images, labels = deepmind.random_scenes(4, 7, seed=1)
+    path = tmp_path / "or.tfrecords"
+    deepmind.write(path, images, labels, "objects_room", "train")
+    # an Objects Room file given as Multi-dSprites: the mask layout differs
+    assert main(_paper_scale_smoke(tmp_path, {"multi_dsprites": path})) == 2
+    err = capsys.readouterr().err
+    assert f"{path} (data.source=multi_dsprites_tfrecord): record 0:" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_data_path_without_a_file_source_is_refused(tmp_path, capsys):
+    # a --set of data.path alone under a profile with generated data used to be ignored silently
+    args = [str(SPECS / "section3_2.yaml"), "--profile", "smoke", "--out", str(tmp_path / "o"),
+            "--set", "datasets.multi_dsprites.data.path=/data/md.tfrecords"]
+    assert main(args) == 2
+    assert ("data.path: '/data/md.tfrecords' is set, but data.source='multi_dsprites_generated' "
+            "is a built-in generator") in capsys.readouterr().err
+
+
+def test_deepmind_files_train_through_the_runner_and_moving_them_keeps_the_runs(
+        tmp_path, deepmind, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    paths = {}
+    for dataset, variant in (("multi_dsprites", "colored_on_colored"), ("objects_room", "train")):
+        images, labels = deepmind.random_scenes(96, deepmind.entities[(dataset, variant)], seed=3)
+        paths[dataset] = data / f"{dataset}.tfrecords"
+        deepmind.write(paths[dataset], images, labels, dataset, variant)
+    assert main(_paper_scale_smoke(tmp_path, paths)) == 0
+    assert "4 ok, 0 failed" in capsys.readouterr().out
+    moved = tmp_path / "moved"
+    data.rename(moved)
+    args = _paper_scale_smoke(tmp_path, {d: moved / p.name for d, p in paths.items()})
+    assert main(args) == 0
+    assert "All 4 selected runs are complete; nothing to train." in capsys.readouterr().out
