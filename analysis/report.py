@@ -223,7 +223,25 @@ def _runs(df: pd.DataFrame, datasets: list[str], conditions: list[str]) -> str:
         lines.append(
             f"- failed: {r['dataset']}, condition {r['condition']}, seed {r['seed']}: {reason}"
         )
+    lines += _machines(df)
     return "\n".join(lines) + "\n"
+
+
+def _machines(df: pd.DataFrame) -> list[str]:
+    """A note when the runs were trained on more than one machine type or thread count."""
+    ran = df[df["status"].isin(["ok", "failed"])]
+    kinds = [c for c in ("machine", "threads") if c in ran.columns]
+    if not kinds:
+        return []
+    combos = ran[kinds].dropna(how="all").astype(str).drop_duplicates()
+    if len(combos) <= 1:
+        return []
+    counts = ran[kinds].astype(str).value_counts()
+    listed = "; ".join(f"{' / '.join(key if isinstance(key, tuple) else (key,))}: {n} runs"
+                       for key, n in counts.items())
+    return ["", f"**Mixed machines.** These runs were trained on {len(combos)} machine types or "
+            f"thread counts ({listed}). A seed's numbers agree bit for bit only on the same "
+            "machine type and thread count; across them they agree in distribution only."]
 
 
 def _summary_section(main: pd.DataFrame, other: pd.DataFrame | None) -> str:

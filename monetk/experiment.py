@@ -107,6 +107,17 @@ class _WallClock:
         self.start, self.previous = time.perf_counter(), state["wall_time_s"]
 
 
+class _Threads:
+    """torch's CPU thread count, kept in the checkpoint: a resumed run keeps the count it started
+    with (1 and 2 threads give different numbers), however many runs share the machine now."""
+
+    def get_state(self) -> dict:
+        return {"threads": torch.get_num_threads()}
+
+    def set_state(self, state: dict) -> None:
+        torch.set_num_threads(state["threads"])
+
+
 def versions() -> dict[str, str]:
     """Versions of the packages that decide a run's numbers."""
     return {"monetk": monetk.__version__, "keras": keras.__version__, "torch": torch.__version__,
@@ -153,12 +164,14 @@ def run_experiment(config: dict[str, Any], run_dir: str | Path,
                         train_cfg["continue_after_stop"])
     history = HistoryLog(run_dir / "history.csv", spe)
     nan_guard = NaNGuard(spe)
-    checkpoint = ResumableCheckpoint(checkpoint_dir, spe, train_cfg["checkpoint_every"],
-                                     {"rule": rule, "history": history, "clock": clock},
-                                     guard=nan_guard)
+    checkpoint = ResumableCheckpoint(
+        checkpoint_dir, spe, train_cfg["checkpoint_every"],
+        {"rule": rule, "history": history, "clock": clock, "threads": _Threads()},
+        guard=nan_guard)
     if state is not None:
         for key, stateful in checkpoint.stateful.items():
-            stateful.set_state(state["callbacks"][key])
+            if key in state["callbacks"]:  # "threads" is absent from checkpoints before 0.3
+                stateful.set_state(state["callbacks"][key])
         history.write()  # drop rows a diverged or killed attempt wrote after this state
     callbacks = [EpochCursor(batches), evaluator, rule, history, nan_guard, checkpoint]
     if progress is not None:
@@ -181,6 +194,7 @@ def run_experiment(config: dict[str, Any], run_dir: str | Path,
         "final": None, "at_stop": rule.at_stop, "device": _device(model),
         "versions": versions(), "numerics": monetk.NUMERICS_VERSION,
         "resumed_from": None if state is None else state["step"], "set_aside": set_aside,
+        "machine": machine(model), "threads": torch.get_num_threads(),
     }
     nan_reason = (nan_guard.reason or _nan_in_history(history.rows)
                   or non_finite_weights(model, f"after step {steps}"))
@@ -249,6 +263,22 @@ def _nan_in_history(rows: list[dict]) -> str | None:
         if value is not None and not math.isfinite(value):
             return f"non-finite monitoring MSE at step {row['step']}"
     return None
+
+
+def machine(model: MONet) -> str:
+    """The processor that trained ``model``: the GPU's name on CUDA, else the CPU model (a run's
+    numbers are reproducible bit for bit only on the same machine type and thread count)."""
+    device = model.trainable_weights[0].value.device
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _device(model: MONet) -> str:

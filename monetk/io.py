@@ -9,12 +9,25 @@ from pathlib import Path
 from typing import Any
 
 
+def _file_mode() -> int:
+    """The mode ``open`` would give a new file under the process umask (``mkstemp`` gives 0600,
+    which a group sharing the output folder could not read)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path``, fsync it, then rename it over ``path``."""
+    """Write ``text`` to a temp file beside ``path``, fsync it, then rename it over ``path``; the
+    file gets the mode the umask allows (as ``open`` would create it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
             handle.flush()

@@ -162,6 +162,10 @@ def main(
     if args.dry_run:
         print(table(plan(spec.name, selected, store)))
         return 0
+    problem = _out_problem(Path(args.out))
+    if problem is not None:
+        print(f"--out: {problem}; nothing was run or written.", file=sys.stderr)
+        return 2
     if not args.report_only:
         problems = data_problems(run.config for run in selected)
         if problems:
@@ -197,6 +201,22 @@ def main(
         return 1
     print(f"Report: {spec_dir / 'report'}")
     return 1 if failed else 0
+
+
+def _out_problem(out: Path) -> str | None:
+    """Why ``out`` cannot hold the outputs (a file, or a folder this process cannot write), or
+    None; a missing folder is judged by its nearest existing parent."""
+    if out.exists() and not out.is_dir():
+        return f"{out} is a file, not a folder"
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{out} is not writable" if existing == out else (
+            f"{out} cannot be created: {existing} is not writable")
+    return None
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -211,6 +211,15 @@ def _load_chain(path: Path, origins: Origins, problems: list[str], chain: tuple)
     except FileNotFoundError:
         problems.append(f"{label}: file not found")
         return None
+    except IsADirectoryError:
+        problems.append(f"{label}: is a directory, not a spec file")
+        return None
+    except UnicodeDecodeError as error:
+        problems.append(f"{label}: is not UTF-8 text (byte {error.start}: {error.reason})")
+        return None
+    except OSError as error:
+        problems.append(f"{label}: cannot be read: {error.strerror or error}")
+        return None
     except yaml.YAMLError as error:
         problems.append(f"{label}: not valid YAML: {error}")
         return None

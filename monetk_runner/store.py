@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,11 +40,29 @@ POINTER = "run.json"
 STATES = ("done", "failed", "partial", "todo")
 
 
+#: Where a damaged file of a run folder goes (kept for inspection, never deleted).
+SET_ASIDE = "set-aside"
+
+
 def read_result(run_dir: Path) -> dict | None:
-    """The run's ``result.json``, or None when it has none (a half-written one cannot exist)."""
+    """The run's ``result.json``, or None when it has none. The runner writes it atomically, so a
+    damaged one (a disk fault, a hand edit) is not a result: it is moved to ``set-aside/``, named
+    on stderr, and the run counts as unfinished (it resumes or trains again)."""
+    path = run_dir / RESULT
     try:
-        return json.loads((run_dir / RESULT).read_text(encoding="utf-8"))
+        result = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(result, dict) or "status" not in result:
+            raise ValueError("not a result (no status)")
+        return result
     except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError included
+        aside = run_dir / SET_ASIDE
+        aside.mkdir(exist_ok=True)
+        target = aside / f"{time.time_ns()}-{RESULT}"
+        path.replace(target)
+        print(f"{path}: unreadable ({error}); moved to {target}; the run will train again",
+              file=sys.stderr)
         return None
 
 

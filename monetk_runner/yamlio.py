@@ -3,6 +3,9 @@
 - Floats as YAML 1.2 writes them: PyYAML reads ``1e-4`` and ``1e10`` as strings; here they are
   floats (``--set defaults.train.learning_rate=1e10`` must be a number).
 - Duplicate keys in one mapping are an error naming the line, not a silent override.
+- Bounded: a text over :data:`MAX_BYTES`, nested deeper than :data:`MAX_DEPTH`, or whose aliases
+  expand to more than :data:`MAX_NODES` nodes (an "alias bomb") is refused from PyYAML's event
+  stream, before any Python object is built.
 """
 
 from __future__ import annotations
@@ -21,8 +24,50 @@ _FLOAT = re.compile(
 )
 
 
+#: Limits of a spec file: size, nesting depth, and nodes after expanding every alias.
+MAX_BYTES = 1_000_000
+MAX_DEPTH = 64
+MAX_NODES = 1_000_000
+
+
 class DuplicateKeyError(yaml.YAMLError):
     """A mapping names the same key twice."""
+
+
+class TooLargeError(yaml.YAMLError):
+    """A YAML text beyond the size, depth or alias-expansion limits."""
+
+
+def check_bounds(text: str) -> None:
+    """Raise :class:`TooLargeError` when ``text`` breaks a limit; one pass over the events,
+    counting each alias as the size of what it names."""
+    if len(text) > MAX_BYTES:
+        raise TooLargeError(f"{len(text):,} characters, more than {MAX_BYTES:,}")
+    sizes: dict[str, int] = {}
+    stack: list[list] = []  # [anchor, nodes so far] of each open collection
+
+    def close(anchor: str | None, size: int, line: int) -> None:
+        if size > MAX_NODES:
+            raise TooLargeError(f"line {line + 1}: expands to more than {MAX_NODES:,} nodes "
+                                "(aliases of aliases)")
+        if anchor is not None:
+            sizes[anchor] = size
+        if stack:
+            stack[-1][1] += size
+
+    for event in yaml.parse(text, Loader=SpecLoader):
+        line = event.start_mark.line
+        if isinstance(event, yaml.CollectionStartEvent):
+            if len(stack) >= MAX_DEPTH:
+                raise TooLargeError(f"line {line + 1}: nested deeper than {MAX_DEPTH} levels")
+            stack.append([event.anchor, 1])
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, size = stack.pop()
+            close(anchor, size, line)
+        elif isinstance(event, yaml.AliasEvent):
+            close(None, sizes.get(event.anchor, 1), line)
+        elif isinstance(event, yaml.ScalarEvent):
+            close(event.anchor, 1, line)
 
 
 class SpecLoader(yaml.SafeLoader):
@@ -50,7 +95,8 @@ for _first in "0123456789-+.":
 
 
 def load_text(text: str) -> Any:
-    """Parse YAML text with :class:`SpecLoader`."""
+    """Parse YAML text with :class:`SpecLoader`, within the limits of :func:`check_bounds`."""
+    check_bounds(text)
     return yaml.load(text, Loader=SpecLoader)  # SpecLoader is a SafeLoader
 
 

@@ -128,3 +128,32 @@ def test_deepmind_files_train_through_the_runner_and_moving_them_keeps_the_runs(
     args = _paper_scale_smoke(tmp_path, {d: moved / p.name for d, p in paths.items()})
     assert main(args) == 0
     assert "All 4 selected runs are complete; nothing to train." in capsys.readouterr().out
+
+
+def _alias_bomb(levels: int = 12) -> str:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, levels):
+        refs = ", ".join([f"*a{i - 1}"] * 10)
+        lines.append(f"a{i}: &a{i} [{refs}]")
+    return "surprise:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (_alias_bomb(), "expands to more than 1,000,000 nodes"),  # 10^12 leaves if expanded
+        ("deep: " + "[" * 5000 + "]" * 5000, "nested deeper than 64 levels"),
+        ("big: '" + "x" * 1_100_000 + "'", "more than 1,000,000"),
+    ],
+)
+def test_a_spec_beyond_the_yaml_limits_is_refused_before_it_is_built(tmp_path, capsys, body,
+                                                                     message):
+    import resource
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"name: t\nseeds: 1-2\n{body}\n")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert main([str(path), "--out", str(tmp_path / "out")]) == 2
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB
+    err = capsys.readouterr().err
+    assert "bad.yaml: not valid YAML:" in err and message in err, err

@@ -878,3 +878,66 @@ def test_ray_executor_trains_into_the_same_layout(tmp_path, fake):
     for row in ran.to_dict("records"):
         view = out / "section3_2" / row["run_dir"]
         assert view.is_symlink() and (view / "result.json").exists() and (view / "log.txt").exists()
+
+
+def test_a_damaged_result_is_set_aside_and_the_run_trains_again_to_the_same_results(
+        tmp_path, fake, capsys):
+    out = tmp_path / "out"
+    args = [*smoke("section3_2"), "--datasets", "multi_dsprites"]
+    assert runner(out, *args, train=fake) == 0
+    straight = (out / "section3_2" / "results.csv").read_text()
+    _, runs = load_runs(SPECS / "section3_2.yaml", "smoke")
+    damaged = RunStore(out).run_dir(runs[0].run_id) / "result.json"
+    damaged.write_text(damaged.read_text()[:25])  # truncated
+    capsys.readouterr()
+    assert runner(out, *args, train=fake) == 0
+    assert f"{damaged}: unreadable" in capsys.readouterr().err
+    assert [c["run_dir"] for c in fake.calls()][-1] == runs[0].run_id  # trained again
+    assert (out / "section3_2" / "results.csv").read_text() == straight
+    [kept] = (damaged.parent / "set-aside").iterdir()
+    assert kept.read_text() == damaged.read_text()[:25]
+
+
+def test_written_files_are_readable_as_the_umask_allows(tmp_path, fake):
+    old = os.umask(0o027)
+    try:
+        importlib.reload(importlib.import_module("monetk.io"))
+        from monetk.io import atomic_write_text
+
+        atomic_write_text(tmp_path / "a.txt", "x")
+        assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)
+        importlib.reload(importlib.import_module("monetk.io"))
+    out = tmp_path / "out"
+    assert runner(out, *smoke("section3_2"), "--seeds", "1", train=fake) == 0
+    assert (out / "section3_2" / "results.csv").stat().st_mode & 0o777 == 0o666 & ~old
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: d, "is a directory, not a spec file"),
+        (lambda d: (d / "latin1.yaml", (d / "latin1.yaml").write_bytes(b"name: caf\xe9\n"))[0],
+         "is not UTF-8 text"),
+    ],
+)
+def test_a_spec_argument_that_is_not_a_readable_file_is_one_line(tmp_path, capsys, make,
+                                                                 message):
+    out = tmp_path / "out"
+    assert main([str(make(tmp_path)), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and not out.exists()
+
+
+def test_out_naming_a_file_or_an_unwritable_folder_is_one_line(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    assert main([*smoke("section3_2"), "--out", str(afile)]) == 2
+    assert f"--out: {afile} is a file, not a folder" in capsys.readouterr().err
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if os.access(locked, os.W_OK):  # root ignores permissions
+        pytest.skip("running as a user who can write anywhere")
+    assert main([*smoke("section3_2"), "--out", str(locked)]) == 2
+    assert f"--out: {locked} is not writable" in capsys.readouterr().err

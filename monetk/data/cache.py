@@ -17,7 +17,6 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,8 @@ from typing import Any
 
 import numpy as np
 from tqdm import tqdm
+
+from monetk.io import atomic_write_json
 
 #: ``produce(start)`` yields ``(images, labels)`` chunks of records ``start, start + 1, ...``.
 Producer = Callable[[int], Iterator[tuple[np.ndarray, np.ndarray]]]
@@ -55,14 +56,6 @@ def cache_key(params: Mapping[str, Any]) -> str:
 def cache_path(cache_dir: str | os.PathLike, name: str, params: Mapping[str, Any]) -> Path:
     """The cache directory of a source called ``name`` with parameters ``params``."""
     return Path(cache_dir) / f"{name}-{cache_key(params)}"
-
-
-def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as tmp:
-        json.dump(data, tmp, sort_keys=True, indent=1)
-        tmp.flush()
-        os.fsync(tmp.fileno())
-    os.replace(tmp.name, path)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -118,7 +111,7 @@ def _resume_or_start(
             pass  # unusable leftovers: start over
     total = count()
     images, labels = _open_arrays(path, total, image_size, "w+")
-    _write_json_atomic(path / "progress.json", {"params": params, "total": total, "done": 0})
+    atomic_write_json(path / "progress.json", {"params": params, "total": total, "done": 0})
     return images, labels, 0, total
 
 
@@ -149,7 +142,7 @@ def _convert(
             labels.flush()
             done += k
             progress = {"params": params, "total": total, "done": done}
-            _write_json_atomic(path / "progress.json", progress)
+            atomic_write_json(path / "progress.json", progress)
             bar.update(k)
             if on_progress is not None:
                 on_progress(done, total)
@@ -157,7 +150,7 @@ def _convert(
         raise CacheError(f"{path.name}: producer stopped after {done} of {total} records")
     del images, labels  # close the memory maps before marking the cache complete
     meta = {"params": dict(params), "num_records": total, "image_size": image_size}
-    _write_json_atomic(path / "meta.json", meta)
+    atomic_write_json(path / "meta.json", meta)
     (path / "progress.json").unlink()
 
 

@@ -224,3 +224,19 @@ def test_minimal_results_and_spec_without_tests(tmp_path):
     assert "dashed line" not in report and "red diamonds" not in report
     assert pd.read_csv(tmp_path / "tests.csv").empty
     assert r"\begin{tabular}{lllllllll}" in (tmp_path / "tests.tex").read_text()
+
+
+def test_a_table_from_two_machines_says_so(tmp_path):
+    rows = [
+        {"dataset": "d", "condition": c, "seed": s, "status": "ok", "fg_ari": 0.1 * s,
+         "machine": "AMD EPYC" if s < 4 else "Intel Xeon", "threads": 1}
+        for c in ("A", "B") for s in range(1, 6)
+    ]  # fmt: skip
+    spec = {"name": "mini", "conditions": {"A": {}, "B": {}}, "datasets": {"d": {}}}
+    write_report(spec, pd.DataFrame(rows), tmp_path / "mixed")
+    report = (tmp_path / "mixed" / "report.md").read_text()
+    assert "**Mixed machines.** These runs were trained on 2 machine types" in report
+    assert "AMD EPYC / 1: 6 runs" in report and "Intel Xeon / 1: 4 runs" in report
+    same = [{**r, "machine": "AMD EPYC"} for r in rows]
+    write_report(spec, pd.DataFrame(same), tmp_path / "same")
+    assert "Mixed machines" not in (tmp_path / "same" / "report.md").read_text()

@@ -248,3 +248,25 @@ def test_a_non_finite_or_damaged_checkpoint_is_set_aside_and_the_run_falls_back(
     resumed = run_experiment(config, tmp_path / "run2")
     assert resumed["resumed_from"] == 5 and "cannot be loaded" in resumed["set_aside"][0]
     assert resumed["final"] == straight["final"]
+
+
+def test_a_resumed_run_keeps_the_thread_count_it_started_with(tmp_path, monkeypatch):
+    # --workers auto gives a resumed run the threads of however many runs are left; the count
+    # it started with is in its checkpoint and wins (1 vs 2 threads give different numbers).
+    monkeypatch.setenv("MONETK_THREADS", "1")
+    config = tiny_config(tmp_path, threads=0)
+
+    def kill_at_step_10(step, max_steps):
+        if step == 10:
+            raise Killed
+
+    before = torch.get_num_threads()
+    try:
+        with pytest.raises(Killed):
+            run_experiment(config, tmp_path / "run", progress=kill_at_step_10)
+        monkeypatch.setenv("MONETK_THREADS", "2")
+        result = run_experiment(config, tmp_path / "run")
+    finally:
+        torch.set_num_threads(before)
+    assert result["resumed_from"] == 10 and result["device"] == "cpu (1 threads)"
+    assert result["threads"] == 1 and result["machine"]  # the results.csv columns
