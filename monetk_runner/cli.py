@@ -1,7 +1,8 @@
 """``python runner.py SPEC [options]``: check a spec, train its runs, collect results.csv, report.
 
-Exit status: 0 every run ok, 1 a run failed (or the report could not be written), 2 the spec or the
-command line is invalid (then nothing is written), 130 interrupted.
+Exit status: 0 every run ok, 1 a run failed (or the report could not be written), 2 the spec, the
+command line or a data file is invalid (then nothing is written), 3 incomplete: another runner on
+the same --out still trains some of the runs, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -174,11 +175,11 @@ def main(
             return 2
     spec_dir = store.out / spec.name
     atomic_write_text(spec_dir / "spec.yaml", _snapshot(spec, argv))
-    failed = 0
+    failed = busy = 0
     if not args.report_only:
         on_sigterm = signal.signal(signal.SIGTERM, _interrupt)
         try:
-            failed = _train(spec, selected, store, args, train)
+            failed, busy = _train(spec, selected, store, args, train)
         except KeyboardInterrupt:
             print("Interrupted; run the same command again to resume.", file=sys.stderr)
             return 130
@@ -200,6 +201,11 @@ def main(
         print(f"Report failed: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     print(f"Report: {spec_dir / 'report'}")
+    if busy:
+        print(f"Incomplete: {busy} run(s) are being trained by another runner on this --out; "
+              "results.csv and the report list them as missing. Run the same command again "
+              "when that runner has finished.", file=sys.stderr)
+        return 3
     return 1 if failed else 0
 
 
@@ -227,8 +233,9 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _train(
     spec: Spec, selected: list, store: RunStore, args: argparse.Namespace, train: Train | None
-) -> int:
-    """Train the selected runs that are not finished; return how many failed."""
+) -> tuple[int, int]:
+    """Train the selected runs that are not finished; return how many failed and how many were
+    left to another runner that holds their lock."""
     planned = plan(spec.name, selected, store)
     if args.retry_failed:
         for run_id in {p.found.run_id for p in planned if p.state == "failed"}:
@@ -240,7 +247,7 @@ def _train(
     tasks = _tasks(spec, planned, store)
     if not tasks:
         print(f"All {len(planned)} selected runs are complete; nothing to train.")
-        return 0
+        return 0, 0
     workers = auto_workers(len(tasks)) if args.workers == "auto" else args.workers
     if args.executor == "ray":
         print(f"Training {len(tasks)} run(s) on the Ray cluster.")
@@ -256,7 +263,8 @@ def _train(
         outcomes = executor.run(tasks, board)
     finally:
         board.close()
-    return sum(1 for outcome in outcomes.values() if outcome.get("status") not in ("ok", "busy"))
+    statuses = [outcome.get("status") for outcome in outcomes.values()]
+    return sum(s not in ("ok", "busy") for s in statuses), statuses.count("busy")
 
 
 def _tasks(spec: Spec, planned: list[Planned], store: RunStore) -> list[Task]:

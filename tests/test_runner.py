@@ -941,3 +941,17 @@ def test_out_naming_a_file_or_an_unwritable_folder_is_one_line(tmp_path, capsys)
         pytest.skip("running as a user who can write anywhere")
     assert main([*smoke("section3_2"), "--out", str(locked)]) == 2
     assert f"--out: {locked} is not writable" in capsys.readouterr().err
+
+
+def test_a_runner_that_leaves_runs_to_another_says_its_results_are_incomplete(
+        tmp_path, fake, capsys):
+    out = tmp_path / "out"
+    args = [*smoke("section3_2"), "--datasets", "multi_dsprites", "--seeds", "1"]
+    _, runs = load_runs(SPECS / "section3_2.yaml", "smoke")
+    held_dir = RunStore(out).run_dir(runs[0].run_id)
+    held_dir.mkdir(parents=True)
+    with open(held_dir / executors.LOCK, "w") as held:  # the other runner
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert runner(out, *args, "--workers", "1", train=fake) == 3
+    assert "Incomplete: 1 run(s) are being trained by another runner" in capsys.readouterr().err
+    assert runner(out, *args, "--workers", "1", train=fake) == 0
