@@ -134,6 +134,17 @@ def auto_workers(tasks: int) -> int:
     return max(1, min(wanted, tasks))
 
 
+def run_threads(workers: int | str) -> int:
+    """torch CPU threads per run: ``cpu_count // N`` for ``--workers N``; for ``auto``, the
+    share of one of the workers a full machine would get, however many runs are left, so a
+    resumed sweep trains every run with the threads it started with (1 and 2 threads give
+    different numbers)."""
+    cores = os.cpu_count() or 1
+    if workers == "auto":
+        workers = min(cores, MAX_AUTO_CPU_WORKERS)
+    return max(1, cores // workers)
+
+
 def main(
     argv: Sequence[str] | None = None, train: Train | None = None, report: Report | None = None
 ) -> int:
@@ -254,10 +265,10 @@ def _train(
         executor = RayCluster(args.ray_address, args.cpus_per_run, train)
     elif workers > 1:
         print(f"Training {len(tasks)} run(s) in {workers} worker processes.")
-        executor = WorkerProcesses(workers, train)
+        executor = WorkerProcesses(workers, train, threads=run_threads(args.workers))
     else:
         print(f"Training {len(tasks)} run(s) in this process.")
-        executor = InProcess(train)
+        executor = InProcess(train, run_threads(args.workers))
     board = RunBoard(len(tasks))
     try:
         outcomes = executor.run(tasks, board)

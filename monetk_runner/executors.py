@@ -188,17 +188,28 @@ def visible_gpus() -> list[str]:
 
 
 class InProcess:
-    """Train the runs one after another in this process."""
+    """Train the runs one after another in this process (with ``threads`` torch CPU threads per
+    run when given, else torch's default)."""
 
-    def __init__(self, train: Train | None = None):
+    def __init__(self, train: Train | None = None, threads: int | None = None):
         self.train = train
+        self.threads = threads
 
     def run(self, tasks: list[Task], board: Board) -> dict[str, dict]:
         outcomes = {}
-        for task in tasks:
-            outcome = execute(task, self.train, board.run_started(task))
-            board.run_finished(task, outcome)
-            outcomes[task.run_id] = outcome
+        before = os.environ.get("MONETK_THREADS")
+        if self.threads is not None:
+            os.environ["MONETK_THREADS"] = str(self.threads)
+        try:
+            for task in tasks:
+                outcome = execute(task, self.train, board.run_started(task))
+                board.run_finished(task, outcome)
+                outcomes[task.run_id] = outcome
+        finally:
+            if before is None:
+                os.environ.pop("MONETK_THREADS", None)
+            else:
+                os.environ["MONETK_THREADS"] = before
         return outcomes
 
 
@@ -224,12 +235,15 @@ def _exit_with_runner(runner_pid: int, poll_s: float = 1.0) -> None:
 
 
 class WorkerProcesses:
-    """Train the runs in ``workers`` spawned processes (one GPU each when GPUs are visible)."""
+    """Train the runs in ``workers`` spawned processes (one GPU each when GPUs are visible, else
+    ``threads`` torch CPU threads each; default ``cpu_count // workers``)."""
 
-    def __init__(self, workers: int, train: Train | None = None, gpus: list[str] | None = None):
+    def __init__(self, workers: int, train: Train | None = None, gpus: list[str] | None = None,
+                 threads: int | None = None):
         self.workers = workers
         self.train = train
         self.gpus = visible_gpus() if gpus is None else gpus
+        self.threads = threads
 
     def run(self, tasks: list[Task], board: Board) -> dict[str, dict]:
         import multiprocessing
@@ -238,7 +252,7 @@ class WorkerProcesses:
         slots = context.Queue()
         for slot in range(self.workers):
             slots.put(slot)
-        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        threads = self.threads or max(1, (os.cpu_count() or 1) // self.workers)
         outcomes: dict[str, dict] = {}
         pool = ProcessPoolExecutor(
             self.workers,

@@ -955,3 +955,22 @@ def test_a_runner_that_leaves_runs_to_another_says_its_results_are_incomplete(
         assert runner(out, *args, "--workers", "1", train=fake) == 3
     assert "Incomplete: 1 run(s) are being trained by another runner" in capsys.readouterr().err
     assert runner(out, *args, "--workers", "1", train=fake) == 0
+
+
+@pytest.mark.parametrize(("cores", "workers", "expected"),
+                         [(2, "auto", 1), (16, "auto", 2), (4, 1, 4), (4, 2, 2), (2, 4, 1)])
+def test_threads_per_run_do_not_depend_on_how_many_runs_are_left(monkeypatch, cores, workers,
+                                                                 expected):
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert cli.run_threads(workers) == expected
+
+
+def test_the_last_run_of_an_auto_sweep_gets_the_threads_of_the_first(tmp_path, fake, monkeypatch):
+    # one run left: --workers auto trains it in this process, with one worker's share of the
+    # cores (as when it started beside the others), not every core
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.delenv("MONETK_THREADS", raising=False)
+    assert runner(tmp_path / "out", *smoke("section3_2"), "--datasets", "multi_dsprites",
+                  "--conditions", "NLL+M", "--seeds", "1", train=fake) == 0
+    assert [c["threads"] for c in fake.calls()] == ["1"]
+    assert "MONETK_THREADS" not in os.environ
