@@ -14,6 +14,8 @@ from analysis.posthoc import cliques
 from analysis.results import paired_values
 from analysis.summary import ok_values
 
+#: PNG resolution of every figure; each is also written as a PDF (vector) beside it.
+PNG_DPI = 200
 METRIC_LABELS = {"fg_ari": "FG-ARI", "fg_ari_multi": "FG-ARI (>= 2 objects)", "ari": "ARI"}
 MASK_ARRAYS = ("image", "reconstruction", "masks", "components", "labels")
 
@@ -62,8 +64,7 @@ def boxplot(
     if axes[0].get_legend_handles_labels()[0]:
         axes[0].legend(loc="best", fontsize="small")
     fig.suptitle(f"{label} per condition (ok runs)")
-    fig.savefig(path, dpi=110)
-    return Path(path)
+    return save(fig, path)
 
 
 def paired_plot(
@@ -75,7 +76,8 @@ def paired_plot(
     title: str,
 ) -> Path:
     """One panel per dataset x comparison, one line per seed between its conditions (complete
-    seeds only). Two conditions: a line is blue where the first is higher, orange where lower."""
+    seeds only). Two conditions: a line is solid blue where the first is higher, dashed orange where
+    it is not."""
     fig = Figure(
         figsize=(0.6 + 2.4 * sum(len(c) for c in comparisons) / 2, 0.6 + 3.2 * len(datasets)),
         layout="constrained",
@@ -91,17 +93,28 @@ def paired_plot(
                 continue
             wide, _ = paired_values(df, dataset, list(conditions), metric)
             for values in wide.to_numpy():
-                colour = "0.45"
-                if len(conditions) == 2:
-                    colour = "tab:blue" if values[0] > values[1] else "tab:orange"
-                ax.plot(positions, values, color=colour, alpha=0.5, linewidth=0.8, marker=".")
+                colour, style = "0.45", "-"
+                if len(conditions) == 2 and values[0] <= values[1]:  # dashed: readable in gray
+                    colour, style = "tab:orange", "--"
+                elif len(conditions) == 2:
+                    colour = "tab:blue"
+                ax.plot(positions, values, color=colour, linestyle=style, alpha=0.6,
+                        linewidth=0.8, marker=".")
             if len(wide):
                 ax.plot(positions, wide.median().to_numpy(), color="k", linewidth=2.5)
             ax.set_xlabel(f"{len(wide)} seeds")
         row[0].set_ylabel(METRIC_LABELS.get(metric, metric))
     fig.suptitle(title, fontsize="medium")
-    fig.savefig(path, dpi=110)
-    return Path(path)
+    return save(fig, path)
+
+
+def save(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` to ``path`` (PNG at :data:`PNG_DPI`) and the same figure as a PDF beside it
+    (``.pdf``, for a paper); return ``path``."""
+    path = Path(path)
+    fig.savefig(path, dpi=PNG_DPI)
+    fig.savefig(path.with_suffix(".pdf"))
+    return path
 
 
 def cd_diagram(mean_ranks: Mapping[str, float], cd: float, path: str | Path, title: str) -> Path:
@@ -136,8 +149,7 @@ def cd_diagram(mean_ranks: Mapping[str, float], cd: float, path: str | Path, tit
         ax.plot([span.min() - 0.03, span.max() + 0.03], [y, y], color="k", linewidth=4)
     ax.set_axis_off()
     ax.set_title(title, fontsize="small")
-    fig.savefig(path, dpi=110)
-    return Path(path)
+    return save(fig, path)
 
 
 def median_seed(
@@ -201,8 +213,7 @@ def attention_figure(
                 bottom[j + 2], mask[..., None] * arrays["components"][i, j], f"m{j + 1} * x{j + 1}"
             )
     fig.suptitle(title, fontsize="medium")
-    fig.savefig(path, dpi=100)
-    return Path(path)
+    return save(fig, path)
 
 
 def _show(ax, image: np.ndarray, title: str, cmap: str | None = None, vmax: float = 1.0) -> None:

@@ -33,7 +33,7 @@ import pandas as pd
 from scipy import stats
 
 from analysis.correction import adjust
-from analysis.formatting import format_number, format_p
+from analysis.formatting import format_number, format_p, format_paper_p
 
 VERDICTS = ("reproduced", "direction only", "not reproduced", "not testable at this scale")
 #: Two paper medians closer than this are not an ordering claim.
@@ -200,7 +200,7 @@ def _same_level(value: Any, level: str) -> bool:
 
 def _paper_text(raw: float, adjusted: float, correction: str, sign: float,
                 row: pd.Series) -> str:
-    text = "p = " + ("0 (as printed)" if raw == 0 else format_p(raw))
+    text = "p = " + format_paper_p(raw)
     if correction != "none" and row["m"] > 1:
         text += f" ({correction} at m = {int(row['m'])}: {format_p(adjusted)})"
     sides = _sides(row)

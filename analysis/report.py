@@ -262,10 +262,12 @@ def _figure_lines(written: Mapping[str, Path], baseline: bool, paper: bool) -> s
     if paired:
         lines += [
             "Per seed, the same runs paired as each declared test pairs them (one line per seed "
-            "with every condition of the comparison ok; blue: the first condition higher, "
-            "orange: lower; black: the medians):",
+            "with every condition of the comparison ok; solid blue: the first condition higher, "
+            "dashed orange: not higher; black: the medians):",
             *paired,
         ]
+    lines.append("Every figure is also in this folder as a PDF (vector, same name, `.pdf`); the "
+                 "PNGs are 200 dpi.")
     return "\n\n".join(lines) + "\n"
 
 

@@ -44,3 +44,28 @@ def test_attention_examples_shapes_are_checked(tmp_path):
     np.savez(tmp_path / "missing.npz", image=arrays["image"])
     with pytest.raises(ValueError, match="missing array"):
         load_attention_examples(tmp_path / "missing.npz")
+
+
+def _png_dpi(path):
+    """Horizontal resolution from the PNG's pHYs chunk (pixels per metre -> per inch)."""
+    data = path.read_bytes()
+    at = data.index(b"pHYs")
+    per_metre = int.from_bytes(data[at + 4:at + 8], "big")
+    assert data[at + 12] == 1  # unit: metre
+    return per_metre * 0.0254
+
+
+def test_every_report_figure_is_a_200_dpi_png_with_a_pdf_beside_it(tmp_path):
+    rows = [{"dataset": "d", "condition": c, "seed": s, "status": "ok", "fg_ari": 0.1 * s + k}
+            for k, c in enumerate(("A", "B", "C")) for s in range(1, 7)]
+    spec = {"name": "mini", "conditions": {"A": {}, "B": {}, "C": {}}, "datasets": {"d": {}},
+            "tests": [{"name": "f", "kind": "friedman", "conditions": ["A", "B", "C"]},
+                      {"name": "w", "kind": "wilcoxon", "pairs": [["A", "B"]]}]}
+    from analysis.report import write_report
+
+    written = write_report(spec, pd.DataFrame(rows), tmp_path)
+    pngs = [p for p in written.values() if p.suffix == ".png"]
+    assert {p.stem for p in pngs} >= {"boxplot_fg_ari", "paired_f", "paired_w", "cd_f_d"}
+    for png in pngs:
+        assert round(_png_dpi(png)) >= 200, png
+        assert png.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-", png

@@ -86,7 +86,7 @@ def test_the_paper_p_values_are_corrected_like_ours():
     pairs = (("A", "B"), ("B", "C"), ("C", "A"))
     a = np.linspace(0.5, 0.6, 8)
     df = _results({"A": a, "B": a - 0.3, "C": a - 0.2})
-    for correction, adjusted in (("bonferroni", "0.057"), ("holm", "0.019")):
+    for correction, adjusted in (("bonferroni", "0.0570"), ("holm", "0.0190")):
         rows = _findings(_pair_spec([0.0, 0.019, 0.0], correction, pairs), df).to_dict("records")
         assert f"({correction} at m = 3: {adjusted})" in rows[2]["paper"], rows[2]
         # ours: B vs C is significant (all 8 pairs: 2 / 256 * 3 = 0.023); paper B < C
