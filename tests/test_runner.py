@@ -974,3 +974,28 @@ def test_the_last_run_of_an_auto_sweep_gets_the_threads_of_the_first(tmp_path, f
                   "--conditions", "NLL+M", "--seeds", "1", train=fake) == 0
     assert [c["threads"] for c in fake.calls()] == ["1"]
     assert "MONETK_THREADS" not in os.environ
+
+
+@pytest.mark.slow
+def test_real_killed_auto_sweep_resumes_to_the_uninterrupted_results(tmp_path):
+    # Issue 21: with --workers auto the last runs of a resumed sweep used to get all the cores
+    # (another thread count, other numbers). Kill a 4-run sweep on 2 workers once 3 runs have
+    # finished, so that 1 run is left; resume it: the same results.csv as the sweep left alone.
+    args = [*smoke("section3_2"), "--datasets", "multi_dsprites",
+            "--set", "defaults.train.max_steps=80"]
+    reference = tmp_path / "reference"
+    assert run_cli(*args, "--out", str(reference)).returncode == 0
+    out = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "runner.py", *args, "--out", str(out)],
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while time.time() < deadline and len(list(out.glob("store/*/result.json"))) < 3:
+        assert process.poll() is None, "the sweep finished before it could be killed"
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    rerun = run_cli(*args, "--out", str(out))
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    name = "section3_2/results.csv"
+    pd.testing.assert_frame_equal(results_without_timing(out / name),
+                                  results_without_timing(reference / name))
