@@ -150,9 +150,9 @@ def _n(r: Mapping[str, Any]) -> str:
 
 def _statistic(r: Mapping[str, Any]) -> str:
     if r["kind"] == "wilcoxon":
-        text = f"W = {format_number(r['statistic'], 4)}"
+        text = f"W = {format_number(r['statistic'])}"
     else:
-        text = f"chi2({r['df']:g}) = {format_number(r['statistic'], 4)}"
+        text = f"chi2({r['df']:g}) = {format_number(r['statistic'])}"
     if pd.notna(r["z"]):
         text += f"; z = {format_number(r['z'], 3)}"
     return text
