@@ -36,7 +36,8 @@ from monetk.callbacks import (
 )
 from monetk.config import resolve
 from monetk.data import load_splits
-from monetk.io import atomic_write_json
+from monetk.io import SET_ASIDE, atomic_write_json
+from monetk.io import set_aside as move_aside
 from monetk.model import MONet
 from monetk.optimizers import FusedRMSprop
 from monetk.pipeline import TrainBatches
@@ -227,12 +228,10 @@ def resume_point(checkpoint_dir: Path) -> tuple[dict | None, MONet | None, list[
     moved to ``set-aside/`` beside ``checkpoint_dir`` (kept for inspection, never deleted) and
     named in ``set_aside`` with the reason."""
     set_aside: list[str] = []
-    aside_dir = checkpoint_dir.parent / "set-aside"
 
     def put_aside(path: Path, why: str) -> None:
         if path.exists():
-            aside_dir.mkdir(exist_ok=True)
-            path.replace(aside_dir / f"{time.time_ns()}-{path.name}")
+            move_aside(path, checkpoint_dir.parent / SET_ASIDE)
         set_aside.append(f"{path}: {why}")
 
     tried: set[str] = set()
@@ -273,12 +272,11 @@ def machine(model: MONet) -> str:
         return torch.cuda.get_device_name(device)
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+            names = [line.split(":", 1)[1].strip() for line in info
+                     if line.startswith("model name")]
+    except OSError:  # not Linux
+        names = []
+    return names[0] if names else platform.processor() or platform.machine()
 
 
 def _device(model: MONet) -> str:

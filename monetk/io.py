@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,3 +42,17 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def atomic_write_json(path: str | Path, data: Any) -> None:
     """:func:`atomic_write_text` of ``data`` as indented JSON."""
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+#: Folder of a run directory where damaged or non-finite files are moved (kept, never deleted).
+SET_ASIDE = "set-aside"
+
+
+def set_aside(path: str | Path, folder: str | Path) -> Path:
+    """Move a damaged file into ``folder`` (created if needed) under a new, time-stamped name, so
+    it is kept for inspection and never overwritten; return where it went."""
+    path, folder = Path(path), Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{time.time_ns()}-{path.name}"
+    os.replace(path, target)
+    return target

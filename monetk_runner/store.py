@@ -24,11 +24,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from monetk.io import atomic_write_json, atomic_write_text
+from monetk.io import SET_ASIDE, atomic_write_json, atomic_write_text, set_aside
 from monetk_runner.expand import Run
 
 __all__ = ["RunStore", "Found", "read_result", "atomic_write_json", "atomic_write_text"]
@@ -38,10 +37,6 @@ RESULT = "result.json"
 CHECKPOINT = "checkpoint"
 POINTER = "run.json"
 STATES = ("done", "failed", "partial", "todo")
-
-
-#: Where a damaged file of a run folder goes (kept for inspection, never deleted).
-SET_ASIDE = "set-aside"
 
 
 def read_result(run_dir: Path) -> dict | None:
@@ -57,10 +52,7 @@ def read_result(run_dir: Path) -> dict | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError included
-        aside = run_dir / SET_ASIDE
-        aside.mkdir(exist_ok=True)
-        target = aside / f"{time.time_ns()}-{RESULT}"
-        path.replace(target)
+        target = set_aside(path, run_dir / SET_ASIDE)
         print(f"{path}: unreadable ({error}); moved to {target}; the run will train again",
               file=sys.stderr)
         return None
