@@ -40,7 +40,7 @@ from monetk.io import SET_ASIDE, atomic_write_json
 from monetk.io import set_aside as move_aside
 from monetk.model import MONet
 from monetk.optimizers import FusedRMSprop
-from monetk.pipeline import TrainBatches
+from monetk.pipeline import StepTimer, TrainBatches
 
 NUM_ATTENTION_EXAMPLES = 8
 
@@ -83,13 +83,21 @@ def steps_per_epoch(train_cfg: dict[str, Any]) -> int:
     return math.gcd(train_cfg["check_every"], train_cfg["checkpoint_every"], train_cfg["max_steps"])
 
 
+#: What an epoch end tells the ``progress`` callback, besides the step: the epoch's mean loss and
+#: its timing (:class:`monetk.pipeline.StepTimer`).
+PROGRESS_INFO = ("loss", "step_time_s", "epoch_time_s", "first_step_s")
+
+
 class _Progress(keras.callbacks.Callback):
-    def __init__(self, report: Callable[[int, int], None], spe: int, max_steps: int):
+    """Calls ``report(step, max_steps, **info)`` at each epoch end (info: :data:`PROGRESS_INFO`)."""
+
+    def __init__(self, report: Callable[..., None], spe: int, max_steps: int):
         super().__init__()
         self.report, self.spe, self.max_steps = report, spe, max_steps
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.report(global_step(epoch, self.spe), self.max_steps)
+        info = {key: float(logs[key]) for key in PROGRESS_INFO if key in (logs or {})}
+        self.report(global_step(epoch, self.spe), self.max_steps, **info)
 
 
 class _WallClock:
@@ -126,8 +134,11 @@ def versions() -> dict[str, str]:
 
 
 def run_experiment(config: dict[str, Any], run_dir: str | Path,
-                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Train and evaluate one run; return (and write to ``run_dir/result.json``) its result."""
+                   progress: Callable[..., None] | None = None) -> dict[str, Any]:
+    """Train and evaluate one run; return (and write to ``run_dir/result.json``) its result.
+
+    ``progress(step, max_steps, **info)`` is called at each epoch end, with the epoch's mean loss
+    and step time in ``info`` (:data:`PROGRESS_INFO`)."""
     config = resolve(config)
     run_dir = Path(run_dir)
     result_path = run_dir / "result.json"
@@ -174,7 +185,9 @@ def run_experiment(config: dict[str, Any], run_dir: str | Path,
             if key in state["callbacks"]:  # "threads" is absent from checkpoints before 0.3
                 stateful.set_state(state["callbacks"][key])
         history.write()  # drop rows a diverged or killed attempt wrote after this state
-    callbacks = [EpochCursor(batches), evaluator, rule, history, nan_guard, checkpoint]
+    # StepTimer after the evaluator (its epoch time includes the checks), before the history.
+    callbacks = [EpochCursor(batches), evaluator, StepTimer(batches), rule, history, nan_guard,
+                 checkpoint]
     if progress is not None:
         callbacks.append(_Progress(progress, spe, train_cfg["max_steps"]))
 

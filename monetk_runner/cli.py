@@ -269,7 +269,7 @@ def _train(
     else:
         print(f"Training {len(tasks)} run(s) in this process.")
         executor = InProcess(train, run_threads(args.workers))
-    board = RunBoard(len(tasks))
+    board = RunBoard(tasks, workers)
     try:
         outcomes = executor.run(tasks, board)
     finally:

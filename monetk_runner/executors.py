@@ -43,7 +43,9 @@ PROGRESS = "progress.json"
 LOG = "log.txt"
 ERROR_LOG = "error.log"
 Train = Callable[..., dict]
-Progress = Callable[[int, int], None]
+#: ``progress(step, max_steps, **info)``; info: the epoch's loss and timing
+#: (:data:`monetk.experiment.PROGRESS_INFO`), when the trainer reports them.
+Progress = Callable[..., None]
 
 
 @dataclass(frozen=True)
@@ -152,21 +154,25 @@ def _progress_step(run_dir: Path) -> int | None:
 
 class ProgressFile:
     """The ``progress`` callback of a run: forwards to ``callback`` and keeps ``progress.json``
-    (step, max_steps, time) up to date, at most once a second, for boards in other processes."""
+    (step, max_steps, time, when the run started and the reported info) up to date, at most once
+    a second, for boards in other processes."""
 
     def __init__(self, run_dir: Path, callback: Progress | None = None, every_s: float = 1.0):
         self.path = run_dir / PROGRESS
         self.callback = callback
         self.every_s = every_s
         self.last = 0.0
+        self.started = time.time()
 
-    def __call__(self, step: int, max_steps: int) -> None:
+    def __call__(self, step: int, max_steps: int, **info: float) -> None:
         if self.callback is not None:
-            self.callback(step, max_steps)
+            self.callback(step, max_steps, **info)
         now = time.time()
         if now - self.last >= self.every_s or step >= max_steps:
             self.last = now
-            atomic_write_json(self.path, {"step": step, "max_steps": max_steps, "time": now})
+            atomic_write_json(self.path,
+                              {"step": step, "max_steps": max_steps, "time": now,
+                               "started": self.started, **info})
 
 
 def read_progress(run_dir: str | Path) -> dict | None:

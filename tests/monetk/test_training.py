@@ -12,7 +12,7 @@ from monetk import experiment
 from monetk.callbacks import StoppingRule
 from monetk.config import ConfigError, resolve
 from monetk.experiment import build_model, build_optimizer, run_experiment
-from monetk.pipeline import TrainBatches
+from monetk.pipeline import TIMING_KEYS, TrainBatches
 
 
 def tiny_config(tmp_path, **train):
@@ -90,13 +90,23 @@ def test_training_reduces_the_loss(tmp_path):
 
 
 def test_run_writes_result_history_and_examples(tmp_path):
-    result = run_experiment(tiny_config(tmp_path), tmp_path / "run")
+    reports = []
+    result = run_experiment(tiny_config(tmp_path), tmp_path / "run",
+                            progress=lambda step, max_steps, **info: reports.append(info))
     run = tmp_path / "run"
     assert result["status"] == "ok" and result["steps"] == 20
+    # Each epoch end reports its mean loss and timing; the first also its first step's time.
+    assert [sorted(info) for info in reports] == (
+        [["epoch_time_s", "first_step_s", "loss", "step_time_s"]]
+        + [["epoch_time_s", "loss", "step_time_s"]] * 3)
+    for info in reports:  # 5 steps an epoch: 4 fetch intervals, their median below the epoch
+        assert 0 < info["step_time_s"] < info["epoch_time_s"] / 4
     assert result["device"].startswith("cpu (") and "torch.compile" not in result["device"]
     assert json.loads((run / "result.json").read_text()) == json.loads(json.dumps(result))
     history = pd.read_csv(run / "history.csv")
     assert history["step"].tolist() == [5, 10, 15, 20]
+    assert history["time"].is_monotonic_increasing and history["step_time_s"].gt(0).all()
+    assert history["loss"].tolist() == pytest.approx([info["loss"] for info in reports])
     assert history["eval_fg_ari"].notna().tolist() == [False, True, False, True]
     assert 0.0 <= result["final"]["ari"] <= 1.0 and result["final"]["n_images"] == 16
     examples = np.load(run / "attention_examples.npz")
@@ -130,7 +140,7 @@ def test_resume_after_interruption_reaches_the_same_weights(tmp_path):
     config["loss"]["beta"] = 0.5  # sampling noise must also resume identically
     straight = run_experiment(config, tmp_path / "straight")
 
-    def kill_at_step_15(step, max_steps):
+    def kill_at_step_15(step, max_steps, **info):
         if step == 15:
             raise Killed
 
@@ -145,7 +155,8 @@ def test_resume_after_interruption_reaches_the_same_weights(tmp_path):
         np.testing.assert_array_equal(wa, wb)
     history_a = pd.read_csv(tmp_path / "straight" / "history.csv")
     history_b = pd.read_csv(tmp_path / "resumed" / "history.csv")
-    pd.testing.assert_frame_equal(history_a, history_b)
+    pd.testing.assert_frame_equal(history_a.drop(columns=list(TIMING_KEYS)),
+                                  history_b.drop(columns=list(TIMING_KEYS)))
 
 
 def test_nan_loss_is_recorded_as_a_failed_run(tmp_path):
@@ -220,7 +231,7 @@ def test_a_non_finite_or_damaged_checkpoint_is_set_aside_and_the_run_falls_back(
     config = tiny_config(tmp_path)
     straight = run_experiment(config, tmp_path / "straight")
 
-    def kill_at_step_10(step, max_steps):
+    def kill_at_step_10(step, max_steps, **info):
         if step == 10:
             raise Killed
 
@@ -256,7 +267,7 @@ def test_a_resumed_run_keeps_the_thread_count_it_started_with(tmp_path, monkeypa
     monkeypatch.setenv("MONETK_THREADS", "1")
     config = tiny_config(tmp_path, threads=0)
 
-    def kill_at_step_10(step, max_steps):
+    def kill_at_step_10(step, max_steps, **info):
         if step == 10:
             raise Killed
 
