@@ -11,6 +11,7 @@ import argparse
 import importlib.util
 import os
 import shlex
+import shutil
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -81,9 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--executor",
-        choices=("local", "ray"),
+        choices=("local", "ray", "slurm"),
         default="local",
-        help="local: this machine (default); ray: a Ray cluster",
+        help="local: this machine (default); ray: a Ray cluster; slurm: one Slurm job per run",
     )
     parser.add_argument(
         "--workers",
@@ -102,7 +103,49 @@ def build_parser() -> argparse.ArgumentParser:
         "--cpus-per-run",
         type=_positive,
         default=1,
-        help="ray executor: CPUs reserved (and torch threads) per run",
+        help="ray and slurm executors: CPUs reserved (and torch threads) per run",
+    )
+    slurm = parser.add_argument_group("--executor slurm (submitit; README, \"Slurm\")")
+    slurm.add_argument(
+        "--slurm-partition", metavar="NAME", help="partition (default: the cluster's default)"
+    )
+    slurm.add_argument(
+        "--slurm-gpus-per-run",
+        type=int,
+        choices=(0, 1),
+        default=1,
+        help="GPUs per job: 1 (default), or 0 on a CPU partition",
+    )
+    slurm.add_argument(
+        "--slurm-time-min",
+        type=_positive,
+        default=240,
+        metavar="MINUTES",
+        help="time limit of a job in minutes (default 240); a job that reaches it is requeued "
+        "and resumes from the run's checkpoint, at most 3 times",
+    )
+    slurm.add_argument(
+        "--slurm-array-parallelism",
+        type=_positive,
+        default=256,
+        metavar="N",
+        help="at most this many jobs of the job array run at once (default 256)",
+    )
+    slurm.add_argument(
+        "--slurm-setup",
+        action="append",
+        default=[],
+        metavar="LINE",
+        help="a shell line each job runs before Python, e.g. 'module load cuda' (repeatable)",
+    )
+    slurm.add_argument(
+        "--slurm-folder",
+        metavar="DIR",
+        help="submitit's folder: job scripts and logs (default: OUT/<spec>/slurm)",
+    )
+    # Tests: submitit's local executor runs the jobs as processes on this machine.
+    slurm.add_argument(
+        "--slurm-cluster", choices=("slurm", "local"), default="slurm", help=argparse.SUPPRESS
     )
     return parser
 
@@ -152,12 +195,22 @@ def main(
     analysis package's ``write_report`` (tests)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.executor == "ray" and args.workers not in ("auto", 1):
-        parser.error("--workers applies to --executor local; Ray schedules runs by its resources")
-    if args.executor == "local" and args.ray_address:
+    if args.executor != "local" and args.workers not in ("auto", 1):
+        parser.error("--workers applies to --executor local; Ray and Slurm schedule runs by "
+                     "their resources")
+    if args.executor != "ray" and args.ray_address:
         parser.error("--ray-address needs --executor ray")
     if args.executor == "ray" and importlib.util.find_spec("ray") is None:
         parser.error("--executor ray needs Ray: pip install '.[ray]'")
+    slurm_options = [name for name, value in vars(args).items()
+                     if name.startswith("slurm_") and value != parser.get_default(name)]
+    if args.executor != "slurm" and slurm_options:
+        parser.error(f"--{slurm_options[0].replace('_', '-')} needs --executor slurm")
+    if args.executor == "slurm" and importlib.util.find_spec("submitit") is None:
+        parser.error("--executor slurm needs submitit: pip install -e '.[slurm]'")
+    if args.executor == "slurm" and args.slurm_cluster == "slurm" and not all(
+            map(shutil.which, ("sbatch", "srun"))):
+        parser.error("--executor slurm needs Slurm's sbatch and srun on PATH (a login node)")
     try:
         spec, runs = load_runs(args.spec, args.profile, args.sets, args.max_runs)
         selected = select(runs, spec, args.seeds, args.datasets, args.conditions)
@@ -263,6 +316,23 @@ def _train(
     if args.executor == "ray":
         print(f"Training {len(tasks)} run(s) on the Ray cluster.")
         executor = RayCluster(args.ray_address, args.cpus_per_run, train)
+    elif args.executor == "slurm":
+        from monetk_runner.slurm import SlurmJobs  # submitit: the optional extra (checked in main)
+
+        executor = SlurmJobs(
+            args.slurm_folder or store.out / spec.name / "slurm",
+            name=f"monetk-{spec.name}",
+            partition=args.slurm_partition,
+            gpus_per_run=args.slurm_gpus_per_run,
+            cpus_per_run=args.cpus_per_run,
+            time_min=args.slurm_time_min,
+            array_parallelism=args.slurm_array_parallelism,
+            setup=args.slurm_setup,
+            cluster=args.slurm_cluster,
+            train=train,
+        )
+        print(f"Training {len(tasks)} run(s) as Slurm jobs; submitit's folder (job logs): "
+              f"{executor.folder}")
     elif workers > 1:
         print(f"Training {len(tasks)} run(s) in {workers} worker processes.")
         executor = WorkerProcesses(workers, train, threads=run_threads(args.workers))

@@ -1,4 +1,5 @@
-"""Executors: train a list of runs in this process, in local worker processes, or on a Ray cluster.
+"""Executors: train a list of runs in this process, in local worker processes, or on a Ray cluster
+(one Slurm job per run: :mod:`monetk_runner.slurm`).
 
 Each run is one call of :func:`execute` (in whichever process): it takes the run folder's lock,
 skips a run another process finished meanwhile, calls ``run_experiment(config, run_dir, progress)``
@@ -193,6 +194,16 @@ def visible_gpus() -> list[str]:
     return [str(index) for index in range(torch.cuda.device_count())]
 
 
+def remote_environment(threads: int) -> dict[str, str]:
+    """Environment variables of a run on another machine (a Ray task, a Slurm job): ``threads``
+    torch CPU threads, and ``PYTHONPATH`` with this (shared) checkout first, so that it imports
+    monetk and this package from the checkout the driver uses."""
+    project = str(Path(__file__).resolve().parents[1])
+    python_path = os.pathsep.join(filter(None, [project, os.environ.get("PYTHONPATH")]))
+    return {"MONETK_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
+            "PYTHONPATH": python_path}
+
+
 class InProcess:
     """Train the runs one after another in this process (with ``threads`` torch CPU threads per
     run when given, else torch's default)."""
@@ -307,11 +318,7 @@ class RayCluster:
             ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
         try:
             gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
-            # Workers import monetk and this package from the (shared) checkout the driver uses.
-            project = str(Path(__file__).resolve().parents[1])
-            python_path = os.pathsep.join(filter(None, [project, os.environ.get("PYTHONPATH")]))
-            threads = str(self.cpus_per_run)
-            env = {"MONETK_THREADS": threads, "OMP_NUM_THREADS": threads, "PYTHONPATH": python_path}
+            env = remote_environment(self.cpus_per_run)
             remote = ray.remote(execute).options(
                 num_gpus=gpus, num_cpus=self.cpus_per_run, runtime_env={"env_vars": env}
             )
