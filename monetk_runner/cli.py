@@ -333,6 +333,7 @@ def _train(
         )
         print(f"Training {len(tasks)} run(s) as Slurm jobs; submitit's folder (job logs): "
               f"{executor.folder}")
+        workers = min(args.slurm_array_parallelism, len(tasks))  # for the ETA
     elif workers > 1:
         print(f"Training {len(tasks)} run(s) in {workers} worker processes.")
         executor = WorkerProcesses(workers, train, threads=run_threads(args.workers))
