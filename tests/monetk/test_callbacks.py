@@ -1,12 +1,14 @@
 """EpochCallbackList against Keras' own CallbackList: the same hooks reach the callbacks, and no
-per-step log conversion happens when no callback has a batch hook."""
+per-step log conversion happens when no callback has a batch hook; StepTimer's step times."""
+
+import time
 
 import keras
 import numpy as np
 import pytest
 
 import monetk  # noqa: F401  (selects the torch backend)
-from monetk.callbacks import EpochCallbackList
+from monetk.callbacks import EpochCallbackList, StepTimer
 
 
 class Conversions:
@@ -81,3 +83,22 @@ def test_test_batch_hooks_reach_a_callback_that_implements_them(hook):
     callbacks = EpochCallbackList([recorder("on_epoch_end"), test_hook])
     getattr(callbacks, hook)(3)
     assert test_hook.records == [(3, {})]
+
+
+def sleeper(hook: str, seconds: float) -> keras.callbacks.Callback:
+    """A callback whose ``hook`` sleeps ``seconds``: a slow step or a slow evaluation."""
+    def sleep(self, index, logs=None):
+        time.sleep(seconds)
+
+    return type(f"Sleep_{hook}", (keras.callbacks.Callback,), {hook: sleep})()
+
+
+def test_step_time_counts_the_steps_and_not_the_callbacks_after_the_timer():
+    step, check = 0.02, 0.5  # a check's evaluation would add check / STEPS to each step
+    epoch_logs = recorder("on_epoch_end")
+    fit([StepTimer(STEPS), sleeper("on_train_batch_end", step),
+         sleeper("on_epoch_end", check), epoch_logs], wrap=True)
+    (_, first), (_, second) = epoch_logs.records
+    for logs in (first, second):
+        assert step <= logs["step_time_s"] < step + check / STEPS
+    assert second["time"] - first["time"] >= check + STEPS * step
