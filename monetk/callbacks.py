@@ -1,18 +1,24 @@
-"""Keras callbacks for a MONet run: evaluation at checks, the paper's stopping rule, a metric
-history and resumable checkpoints.
+"""Keras callbacks for a MONet run: step timing, evaluation at checks, the paper's stopping rule, a
+metric history and resumable checkpoints; and the callbacks a run config names
+(``train.callbacks``).
 
-All of them act at epoch ends only. ``fit`` runs epochs of ``steps_per_epoch`` steps, and every
-check, checkpoint and the last step fall on an epoch end, so no callback overrides a batch hook;
-:class:`EpochCallbackList` then spares ``fit`` the per-step work Keras does for batch hooks.
+monetk's own act at epoch ends only. ``fit`` runs epochs of ``steps_per_epoch`` steps, and every
+check, checkpoint and the last step fall on an epoch end, so none of them overrides a batch hook;
+:class:`EpochCallbackList` then spares ``fit`` the per-step work Keras does for batch hooks (a
+named callback that has one still gets it).
 """
 
 from __future__ import annotations
 
 import csv
+import importlib
+import inspect
 import io
 import json
 import math
 import os
+import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +97,65 @@ def evaluate_segmentation(model: keras.Model, images: np.ndarray, labels: np.nda
     pred = out["masks"].argmax(axis=1)
     scores = segmentation_scores(labels, pred, background_entities, min_objects_multi)
     return {**scores, "mse": float(out["mse"].mean())}
+
+
+def attention_examples(model: keras.Model, images: np.ndarray) -> dict[str, np.ndarray]:
+    """``images`` (uint8 ``[N, H, W, C]``) with their deterministic decomposition, every array in
+    [0, 1]: ``image`` and ``reconstruction`` ``[N, H, W, C]``, ``masks`` ``[N, K, H, W]`` (they
+    sum to 1 over K) and ``components`` ``[N, K, H, W, C]``."""
+    out = model.decompose(images)
+    low, high = model.value_range
+
+    def unit(a: np.ndarray) -> np.ndarray:
+        return np.clip((a - low) / (high - low), 0.0, 1.0).astype(np.float32)
+
+    return {"image": np.asarray(images, dtype=np.float32) / 255.0,
+            "reconstruction": unit(out["reconstruction"]), "masks": out["masks"],
+            "components": unit(out["components"])}
+
+
+#: The log keys :class:`StepTimer` adds: wall-clock measurements, which differ from run to run.
+TIMING_KEYS = ("step_time_s", "epoch_time_s", "first_step_s", "time")
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Adds the epoch's timing to its logs (and so to ``history.csv`` and the progress reports).
+
+    - ``step_time_s``: the median interval between consecutive batch fetches, i.e. the time of a
+      training step in steady state. The median leaves out the first steps' one-off costs
+      (``torch.compile``'s tracing, warm-up) and the checks, which run after the last fetch.
+    - ``epoch_time_s``: the epoch's wall time, steps and everything the callbacks before this one
+      did at its end (evaluation at checks) included; place it after them.
+    - ``first_step_s``: in the first epoch this process trains, the time of its first step,
+      which holds ``torch.compile``'s compiling (a later run in the same process mostly reuses
+      the compiled code).
+    - ``time``: the Unix time at the end of the epoch.
+
+    ``batches``: the batch source, which appends each fetch's ``perf_counter()`` to its
+    ``fetch_times`` (:class:`monetk.pipeline.TrainBatches`).
+    """
+
+    def __init__(self, batches: Any):
+        super().__init__()
+        self.batches = batches
+        self.epoch_start = 0.0
+        self.first_epoch = True
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.batches.fetch_times.clear()
+        self.epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is None:
+            return
+        intervals = np.diff(self.batches.fetch_times)
+        if len(intervals):
+            logs["step_time_s"] = float(np.median(intervals))
+            if self.first_epoch:
+                logs["first_step_s"] = float(intervals[0])
+        self.first_epoch = False
+        logs["epoch_time_s"] = time.perf_counter() - self.epoch_start
+        logs["time"] = time.time()
 
 
 class CheckEvaluator(keras.callbacks.Callback):
@@ -205,7 +270,9 @@ class StoppingRule(keras.callbacks.Callback):
 
 
 class HistoryLog(keras.callbacks.Callback):
-    """One row per epoch (step, training means, check metrics) rewritten atomically to a CSV."""
+    """One row per epoch (step, training means, :class:`StepTimer`'s timing, check metrics)
+    rewritten atomically to a CSV. Its rows are checkpointed state: a resumed run keeps the rows,
+    times included, of the steps before its checkpoint."""
 
     def __init__(self, path: str | Path, steps_per_epoch: int):
         super().__init__()
@@ -303,3 +370,62 @@ def _step_of(path: Path) -> int:
     """The step in a checkpoint file name (``ckpt-20.keras``, ``state-20.json``); -1 if none."""
     digits = path.name.split("-", 1)[-1].split(".", 1)[0]
     return int(digits) if digits.isdigit() else -1
+
+
+#: The placeholder that :func:`user_callbacks` replaces by the run's folder in the string
+#: arguments of ``train.callbacks`` (so that per-run files of a sweep do not collide).
+RUN_DIR_PLACEHOLDER = "{run_dir}"
+
+
+def user_callback_class(path: str) -> type[keras.callbacks.Callback]:
+    """The class a ``train.callbacks`` entry names by its dotted path (``module.Class``, e.g.
+    ``keras.callbacks.CSVLogger``); raise ValueError saying why when the module does not import,
+    has no such name, or the name is not a ``keras.callbacks.Callback`` subclass."""
+    module_name, _, name = path.rpartition(".")
+    if not module_name or not name:
+        raise ValueError(f"{path!r} is not a dotted path module.Class")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as error:  # whatever the user's module raises while it is imported
+        raise ValueError(f"cannot import module {module_name} "
+                         f"({type(error).__name__}: {error})") from error
+    found = getattr(module, name, None)
+    if found is None:
+        raise ValueError(f"module {module_name} has no {name}")
+    if not (isinstance(found, type) and issubclass(found, keras.callbacks.Callback)):
+        raise ValueError(f"{path} is not a keras.callbacks.Callback subclass")
+    return found
+
+
+def check_user_callback(path: str, args: Mapping[str, Any]) -> None:
+    """Raise ValueError saying why when ``path`` names no callback class (see
+    :func:`user_callback_class`) or its constructor does not take the keyword arguments
+    ``args``."""
+    callback_class = user_callback_class(path)
+    signature = inspect.signature(callback_class)
+    try:
+        signature.bind(**args)
+    except TypeError as error:
+        raise ValueError(f"{path}{signature} does not take args {dict(args)!r}: {error}") from None
+
+
+def user_callbacks(entries: list[Mapping[str, Any]],
+                   run_dir: str | Path) -> list[keras.callbacks.Callback]:
+    """The callbacks of ``train.callbacks`` entries (``{"class": dotted path, "args": {...}}``),
+    each constructed with its ``args``, :data:`RUN_DIR_PLACEHOLDER` in any string among them
+    replaced by ``run_dir``."""
+    return [user_callback_class(entry["class"])(
+                **_with_run_dir(entry.get("args", {}), str(run_dir)))
+            for entry in entries]
+
+
+def _with_run_dir(value: Any, run_dir: str) -> Any:
+    """``value`` with :data:`RUN_DIR_PLACEHOLDER` replaced by ``run_dir`` in every string, at any
+    depth of its mappings and lists."""
+    if isinstance(value, str):
+        return value.replace(RUN_DIR_PLACEHOLDER, run_dir)
+    if isinstance(value, Mapping):
+        return {key: _with_run_dir(item, run_dir) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_with_run_dir(item, run_dir) for item in value]
+    return value

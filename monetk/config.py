@@ -94,6 +94,10 @@ DEFAULTS: dict[str, Any] = {
         "compile": "auto",  # torch.compile the forward and loss: true, false, auto (on CUDA)
         "threads": None,  # torch intra-op threads (None: torch's default)
         "mixed_precision": False,  # bf16 autocast on CUDA
+        "tensorboard": True,  # TensorBoard event files in <run dir>/tensorboard/
+        # Keras callbacks to add to fit: [{class: dotted.path.Class, args: {keyword: value}}];
+        # "{run_dir}" in a string arg is replaced by the run's folder.
+        "callbacks": [],
     },
     "eval": {
         "batch_size": 100,
@@ -283,6 +287,7 @@ def _check_values(config: Mapping[str, Any], problems: list[str]) -> None:
     if get(("data", "num_train")) < get(("train", "batch_size")):
         problems.append(f"data.num_train: must be >= train.batch_size "
                         f"({get(('train', 'batch_size'))}), got {get(('data', 'num_train'))}")
+    problems += _callback_problems(get(("train", "callbacks")))
     source, path = config["data"]["source"], config["data"]["path"]
     if source.endswith("_tfrecord") and not path:
         problems.append(f"data.path: required for data.source={source!r}")
@@ -295,6 +300,29 @@ def _check_values(config: Mapping[str, Any], problems: list[str]) -> None:
         problems.append(f"data.path: expected a file path or null, got {path!r}")
     if get(("data", "min_objects")) > get(("data", "max_objects")):
         problems.append("data.min_objects: must be <= data.max_objects")
+
+
+def _callback_problems(entries: list) -> list[str]:
+    """What is wrong with each ``train.callbacks`` entry: its shape (``class``, a dotted path,
+    and optional ``args``, a mapping), and whether the class imports, is a Keras callback and
+    takes the args (:func:`monetk.callbacks.check_user_callback`; Keras is imported only when
+    some callback is named)."""
+    problems = []
+    for number, entry in enumerate(entries, start=1):
+        where = f"train.callbacks: entry {number}"
+        if not (isinstance(entry, Mapping) and isinstance(entry.get("class"), str)
+                and set(entry) <= {"class", "args"}
+                and isinstance(entry.get("args", {}), Mapping)):
+            problems.append(f"{where}: expected {{class: module.Class, args: {{...}}}} (args "
+                            f"optional), got {entry!r}")
+            continue
+        from monetk.callbacks import check_user_callback
+
+        try:
+            check_user_callback(entry["class"], entry.get("args", {}))
+        except ValueError as error:
+            problems.append(f"{where}: {error}")
+    return problems
 
 
 def sigma_per_slot(sigmas: list[float], num_slots: int) -> list[float]:

@@ -29,10 +29,13 @@ from monetk.callbacks import (
     HistoryLog,
     NaNGuard,
     ResumableCheckpoint,
+    StepTimer,
     StoppingRule,
+    attention_examples,
     evaluate_segmentation,
     global_step,
     non_finite_weights,
+    user_callbacks,
 )
 from monetk.config import resolve
 from monetk.data import load_splits
@@ -40,7 +43,8 @@ from monetk.io import SET_ASIDE, atomic_write_json
 from monetk.io import set_aside as move_aside
 from monetk.model import MONet
 from monetk.optimizers import FusedRMSprop
-from monetk.pipeline import StepTimer, TrainBatches
+from monetk.pipeline import TrainBatches
+from monetk.tensorboard import TensorBoardLog
 
 NUM_ATTENTION_EXAMPLES = 8
 
@@ -84,7 +88,7 @@ def steps_per_epoch(train_cfg: dict[str, Any]) -> int:
 
 
 #: What an epoch end tells the ``progress`` callback, besides the step: the epoch's mean loss and
-#: its timing (:class:`monetk.pipeline.StepTimer`).
+#: its timing (:class:`monetk.callbacks.StepTimer`).
 PROGRESS_INFO = ("loss", "step_time_s", "epoch_time_s", "first_step_s")
 
 
@@ -186,8 +190,13 @@ def run_experiment(config: dict[str, Any], run_dir: str | Path,
                 stateful.set_state(state["callbacks"][key])
         history.write()  # drop rows a diverged or killed attempt wrote after this state
     # StepTimer after the evaluator (its epoch time includes the checks), before the history.
-    callbacks = [EpochCursor(batches), evaluator, StepTimer(batches), rule, history, nan_guard,
-                 checkpoint]
+    callbacks = [EpochCursor(batches), evaluator, StepTimer(batches), rule, history]
+    tensorboard = None
+    if train_cfg["tensorboard"]:
+        tensorboard = TensorBoardLog(run_dir / "tensorboard", spe, train_cfg["check_every"],
+                                     splits.eval_images[:NUM_ATTENTION_EXAMPLES])
+        callbacks.append(tensorboard)
+    callbacks += [*user_callbacks(train_cfg["callbacks"], run_dir), nan_guard, checkpoint]
     if progress is not None:
         callbacks.append(_Progress(progress, spe, train_cfg["max_steps"]))
 
@@ -197,8 +206,12 @@ def run_experiment(config: dict[str, Any], run_dir: str | Path,
         # shuffle=False: the batch of step t is a function of (seed, t), which resume relies on.
         callback_list = EpochCallbackList(callbacks, add_history=True, model=model,
                                           epochs=epochs, steps=spe, verbose=0)
-        model.fit(batches, epochs=epochs, initial_epoch=initial_epoch, verbose=0,
-                  callbacks=callback_list, shuffle=False)
+        try:
+            model.fit(batches, epochs=epochs, initial_epoch=initial_epoch, verbose=0,
+                      callbacks=callback_list, shuffle=False)
+        finally:
+            if tensorboard is not None:  # fit skips on_train_end when it raises
+                tensorboard.close()
     steps = history.rows[-1]["step"] if history.rows else 0
 
     result: dict[str, Any] = {
@@ -302,16 +315,7 @@ def _device(model: MONet) -> str:
 
 def _save_attention_examples(model: MONet, splits: Any, path: Path) -> None:
     """First evaluation images with their decomposition, in [0, 1], for the Figure-2 plot."""
-    images = splits.eval_images[:NUM_ATTENTION_EXAMPLES]
-    out = model.decompose(images)
-    low, high = model.value_range
-
-    def unit(a: np.ndarray) -> np.ndarray:
-        return np.clip((a - low) / (high - low), 0.0, 1.0).astype(np.float32)
-
-    arrays = {"image": np.asarray(images, dtype=np.float32) / 255.0,
-              "reconstruction": unit(out["reconstruction"]), "masks": out["masks"],
-              "components": unit(out["components"]),
+    arrays = {**attention_examples(model, splits.eval_images[:NUM_ATTENTION_EXAMPLES]),
               "labels": np.asarray(splits.eval_labels[:NUM_ATTENTION_EXAMPLES])}
     tmp = path.with_name(f".{path.name}.tmp.npz")
     np.savez_compressed(tmp, **arrays)

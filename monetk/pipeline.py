@@ -6,7 +6,8 @@ uninterrupted run and in one resumed from a checkpoint at any epoch. Batches sta
 host-to-device traffic); the model standardises them on the device.
 
 ``fit`` fetches batch ``i + 1`` right after step ``i`` (one worker, no prefetch queue), so the
-fetch times of an epoch time its steps: :class:`StepTimer` turns them into the epoch's step time.
+fetch times of an epoch time its steps: :class:`monetk.callbacks.StepTimer` turns them into
+the epoch's step time.
 """
 
 from __future__ import annotations
@@ -57,43 +58,3 @@ class TrainBatches(keras.utils.PyDataset):
         self.fetch_times.append(time.perf_counter())
         return np.asarray(self.images[self.indices(self.epoch * self.steps_per_epoch + index)])
 
-
-#: The log keys :class:`StepTimer` adds: wall-clock measurements, which differ from run to run.
-TIMING_KEYS = ("step_time_s", "epoch_time_s", "first_step_s", "time")
-
-
-class StepTimer(keras.callbacks.Callback):
-    """Adds the epoch's timing to its logs (and so to ``history.csv`` and the progress reports).
-
-    - ``step_time_s``: the median interval between consecutive batch fetches, i.e. the time of a
-      training step in steady state. The median leaves out the first steps' one-off costs
-      (``torch.compile``'s tracing, warm-up) and the checks, which run after the last fetch.
-    - ``epoch_time_s``: the epoch's wall time, steps and everything the callbacks before this one
-      did at its end (evaluation at checks) included; place it after them.
-    - ``first_step_s``: in the first epoch this process trains, the time of its first step,
-      which holds ``torch.compile``'s compiling (a later run in the same process mostly reuses
-      the compiled code).
-    - ``time``: the Unix time at the end of the epoch.
-    """
-
-    def __init__(self, batches: TrainBatches):
-        super().__init__()
-        self.batches = batches
-        self.epoch_start = 0.0
-        self.first_epoch = True
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.batches.fetch_times.clear()
-        self.epoch_start = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if logs is None:
-            return
-        intervals = np.diff(self.batches.fetch_times)
-        if len(intervals):
-            logs["step_time_s"] = float(np.median(intervals))
-            if self.first_epoch:
-                logs["first_step_s"] = float(intervals[0])
-        self.first_epoch = False
-        logs["epoch_time_s"] = time.perf_counter() - self.epoch_start
-        logs["time"] = time.time()

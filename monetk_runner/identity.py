@@ -19,8 +19,11 @@ from typing import Any
 from monetk import NUMERICS_VERSION
 from monetk.config import DEFAULTS
 
-#: Config keys that do not change what is trained: the data cache folder and torch's thread count.
-EXECUTION_ONLY = (("data", "cache_dir"), ("train", "threads"))
+#: Config keys that do not change what is trained: the data cache folder, torch's thread count,
+#: the TensorBoard switch and the callbacks a spec adds (loggers; monetk 0.3 added the last two,
+#: and a key left out of the hash, absent or not, keeps every earlier id).
+EXECUTION_ONLY = (("data", "cache_dir"), ("train", "threads"), ("train", "tensorboard"),
+                  ("train", "callbacks"))
 #: Execution-only keys that were hashed before they were known to be: hashed at their old default,
 #: so the ids of earlier runs that kept it stay valid (``train.compile`` defaulted to ``false``
 #: until monetk 0.2; a 0.1 run that set it ``true`` gets a new id).

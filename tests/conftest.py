@@ -1,6 +1,7 @@
 """Shared test setup: select the Keras torch backend before any test imports keras, and the
 ``deepmind`` fixture: files in DeepMind's published multi_object_datasets layout, written by an
-independent writer.
+independent writer; and the ``tensorboard_history`` fixture, which reads a run's TensorBoard event
+files with the tensorboard package's own reader and checks them against its history.csv.
 
 The writer is the ``tfrecord`` package (its own ``tf.train.Example`` protobuf classes and framing);
 files are then GZIP-compressed with the standard library, as DeepMind ships them. The layout
@@ -15,10 +16,12 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from tfrecord.writer import TFRecordWriter
 
 import monetk  # noqa: F401  (sets KERAS_BACKEND=torch)
+from monetk.callbacks import TIMING_KEYS
 
 #: MAX_NUM_ENTITIES_DICT of DeepMind's two readers.
 DEEPMIND_ENTITIES = {
@@ -110,3 +113,36 @@ class DeepMindWriter:
 def deepmind():
     """Helpers that write files in DeepMind's layout with the ``tfrecord`` package."""
     return DeepMindWriter
+
+
+def events_against_history(log_dir, history_csv):
+    """The event files in ``log_dir`` read by tensorboard's ``EventAccumulator``, after checking
+    that every history.csv column but ``step`` and ``time`` is a scalar series (tag
+    ``check/<column>`` for ``monitor_mse`` and ``eval_*``, ``time/<column>`` for the durations of
+    ``StepTimer``, ``train/<column>`` for the rest) with exactly the steps where the history has
+    a value (the checks' steps for check metrics, the first epoch of each attempt for
+    ``first_step_s``), each once, and its values at float32 precision."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "images": 0})
+    events.Reload()
+    history = pd.read_csv(history_csv)
+    columns = [c for c in history.columns if c not in ("step", "time")]
+    tags = {}
+    for column in columns:
+        check = column == "monitor_mse" or column.startswith("eval_")
+        group = "check" if check else "time" if column in TIMING_KEYS else "train"
+        tags[column] = (f"{group}/{column}", history[history[column].notna()])
+    assert sorted(events.Tags()["scalars"]) == sorted(tag for tag, _ in tags.values())
+    for column, (tag, rows) in tags.items():
+        scalars = events.Scalars(tag)
+        assert [e.step for e in scalars] == rows["step"].tolist(), tag
+        np.testing.assert_array_equal(np.array([e.value for e in scalars], np.float32),
+                                      rows[column].to_numpy(np.float32), err_msg=tag)
+    return events
+
+
+@pytest.fixture
+def tensorboard_history():
+    """:func:`events_against_history`."""
+    return events_against_history

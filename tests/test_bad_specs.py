@@ -46,6 +46,11 @@ def _spec(tmp_path, body):
          "data.num_train: must be >= train.batch_size (8), got 4"),
         ("name: t\nseeds: 1-2\nprofiles: {smoke: {defaults: {model: {unet_blocks: 10}}}}",
          "model.unet_blocks: must be null or an integer from 1 to 5"),
+        ("name: t\nseeds: 1-2\ndefaults: {train: {callbacks: [{class: keras.callbacks.Nope}]}}",
+         "bad.yaml: defaults.train.callbacks: entry 1: module keras.callbacks has no Nope"),
+        ("name: t\nseeds: 1-2\nconditions: {A: {train: {callbacks: [{class: keras.callbacks."
+         "CSVLogger, args: {fname: log.csv}}]}}}",
+         "bad.yaml: conditions.A.train.callbacks: entry 1: keras.callbacks.CSVLogger(filename, "),
         # a value only the demo profile uses is refused under --profile smoke too
         ("name: t\nseeds: 1-2\nprofiles: {demo: {defaults: {loss: {beta: -1}}}}",
          "loss.beta: must be >= 0, got -1 (under profile demo)"),

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from monetk.callbacks import RUN_DIR_PLACEHOLDER
+from monetk.config import resolve
 from monetk_runner.cli import build_parser
 from monetk_runner.expand import load_runs
 
@@ -86,6 +88,13 @@ def test_the_ablation_example_is_a_valid_spec(tmp_path):
     assert gammas[("objects_room", "MSE+Mx")] == 0.1
     assert gammas[("multi_dsprites", "MSE+Mx")] == 0.01
     assert {r.config["loss"]["reconstruction"] for r in runs} == {"mse"}
+
+
+def test_the_callbacks_example_is_a_valid_run_configuration():
+    example = next(block for block in fenced("yaml") if "callbacks:" in block)
+    (entry,) = resolve(yaml.safe_load(example)["defaults"])["train"]["callbacks"]
+    assert entry["class"] == "keras.callbacks.CSVLogger"
+    assert entry["args"]["filename"].startswith(RUN_DIR_PLACEHOLDER)
 
 
 def test_the_readme_smoke_command_writes_a_report(tmp_path):

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from monetk.callbacks import TIMING_KEYS
 from monetk.config import DEFAULTS, resolve
-from monetk.pipeline import TIMING_KEYS
 from monetk_runner import cli, executors
 from monetk_runner.cli import main
 from monetk_runner.collect import effective_result, parameter_columns
@@ -147,7 +147,7 @@ def _changed(value):
     if isinstance(value, (int, float)):
         return value + 1
     if isinstance(value, list):
-        return [*value, value[-1]]
+        return [*value, value[-1] if value else {"class": "keras.callbacks.History"}]
     if value is None:
         return 3
     return value + "x"
@@ -173,6 +173,18 @@ def test_run_ids_are_pinned_and_change_with_the_numerics_version():
     assert run_id(resolve({"seed": 7, "loss": {"beta": 0.25}})) == "76701a26b9cf3886"
     for setting in (True, False, "auto"):
         assert run_id(resolve({"train": {"compile": setting}})) == "f7aab7207fa59b39"
+
+
+def test_execution_keys_added_in_0_3_keep_every_run_id():
+    # train.tensorboard and train.callbacks are absent from the configs of earlier runs: with
+    # them absent or set to anything, a default config keeps the id pinned above.
+    config = resolve({})
+    earlier = json.loads(json.dumps(config))
+    del earlier["train"]["tensorboard"], earlier["train"]["callbacks"]
+    assert run_id(earlier) == run_id(config) == "f7aab7207fa59b39"
+    logged = resolve({"train": {"tensorboard": False, "callbacks": [
+        {"class": "keras.callbacks.CSVLogger", "args": {"filename": "{run_dir}/log.csv"}}]}})
+    assert run_id(logged) == "f7aab7207fa59b39"
 
 
 def test_a_0_2_config_hashed_without_numerics_gives_the_0_2_run_id():
@@ -738,6 +750,10 @@ def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     )
 
 
+#: history.csv's wall-clock columns (monetk.callbacks.StepTimer).
+TIMING = list(TIMING_KEYS)
+
+
 def results_without_timing(path: Path) -> pd.DataFrame:
     table = pd.read_csv(path, keep_default_na=False)
     return table.drop(columns=["wall_time_s", "device"])
@@ -755,6 +771,32 @@ def test_real_smoke_end_to_end_then_nothing_to_train(tmp_path):
     assert second.returncode == 0
     assert "All 8 selected runs are complete; nothing to train." in second.stdout
     assert "Training" not in second.stdout
+
+
+@pytest.mark.slow
+def test_real_smoke_runs_write_tensorboard_events_under_the_spec_and_run_named_callbacks(
+        tmp_path, tensorboard_history):
+    # Issue 20: `tensorboard --logdir OUT/<spec>` finds every run by dataset/condition/seed (the
+    # views are symlinks into the store; TensorBoard's directory walk follows them), and the
+    # events hold history.csv's numbers. A spec-named CSVLogger writes one file per run.
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    out = tmp_path / "out"
+    logger = '[{class: keras.callbacks.CSVLogger, args: {filename: "{run_dir}/keras_log.csv"}}]'
+    assert runner(out, *smoke("section3_2"), "--seeds", "1", "--workers", "1",
+                  "--set", f"defaults.train.callbacks={logger}") == 0
+    spec_dir = out / "section3_2"
+    views = [f"{dataset}/{condition}/seed-1" for dataset in ("multi_dsprites", "objects_room")
+             for condition in ("NLL+M", "IR+M")]
+    multiplexer = EventMultiplexer().AddRunsFromDirectory(str(spec_dir)).Reload()
+    assert sorted(multiplexer.Runs()) == sorted(f"{view}/tensorboard" for view in views)
+    for run_dir in (spec_dir / view for view in views):
+        events = tensorboard_history(run_dir / "tensorboard", run_dir / "history.csv")
+        assert [image.step for image in events.Images("check/attention")] == [10, 20]
+        logged = pd.read_csv(run_dir / "keras_log.csv")
+        history = pd.read_csv(run_dir / "history.csv")
+        assert logged["epoch"].tolist() == [0, 1]
+        np.testing.assert_allclose(logged["loss"], history["loss"], rtol=1e-6)
 
 
 @pytest.mark.slow
@@ -856,8 +898,8 @@ def test_real_sigkill_mid_run_then_rerun_gives_the_uninterrupted_results(tmp_pat
     pd.testing.assert_frame_equal(
         results_without_timing(out / name), results_without_timing(reference / name)
     )
-    history = [
-        pd.read_csv(p / "multi_dsprites/NLL+M/seed-1/history.csv").drop(columns=list(TIMING_KEYS))
+    history = [  # the wall-clock columns differ between any two runs
+        pd.read_csv(p / "multi_dsprites/NLL+M/seed-1/history.csv").drop(columns=TIMING)
         for p in (out / "section3_2", reference / "section3_2")
     ]
     pd.testing.assert_frame_equal(*history)

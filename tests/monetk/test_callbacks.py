@@ -1,12 +1,15 @@
 """EpochCallbackList against Keras' own CallbackList: the same hooks reach the callbacks, and no
-per-step log conversion happens when no callback has a batch hook."""
+per-step log conversion happens when no callback has a batch hook; StepTimer's step times."""
+
+import time
 
 import keras
 import numpy as np
 import pytest
 
 import monetk  # noqa: F401  (selects the torch backend)
-from monetk.callbacks import EpochCallbackList
+from monetk.callbacks import EpochCallbackList, EpochCursor, StepTimer
+from monetk.pipeline import TrainBatches
 
 
 class Conversions:
@@ -81,3 +84,39 @@ def test_test_batch_hooks_reach_a_callback_that_implements_them(hook):
     callbacks = EpochCallbackList([recorder("on_epoch_end"), test_hook])
     getattr(callbacks, hook)(3)
     assert test_hook.records == [(3, {})]
+
+
+def sleeper(hook: str, seconds: float) -> keras.callbacks.Callback:
+    """A callback whose ``hook`` sleeps ``seconds``: a slow step or a slow evaluation."""
+    def sleep(self, index, logs=None):
+        time.sleep(seconds)
+
+    return type(f"Sleep_{hook}", (keras.callbacks.Callback,), {hook: sleep})()
+
+
+def test_step_time_is_a_steady_step_and_the_epoch_time_counts_the_checks_before_the_timer():
+    step, compiling, check = 0.02, 0.3, 0.5
+    batches = TrainBatches(np.zeros((4, 2, 2, 3), np.uint8), 1, STEPS, seed=0)
+    epoch_logs = recorder("on_epoch_end")
+
+    class CompilingFirstStep(keras.callbacks.Callback):
+        def on_train_batch_begin(self, index, logs=None):
+            if not getattr(self, "done", False):
+                self.done = True
+                time.sleep(compiling)
+
+    model = ProbeModel(Conversions())
+    model.compile()
+    callbacks = [EpochCursor(batches), sleeper("on_epoch_end", check), StepTimer(batches),
+                 sleeper("on_train_batch_end", step), CompilingFirstStep(), epoch_logs]
+    model.fit(batches, epochs=EPOCHS, verbose=0, shuffle=False,
+              callbacks=EpochCallbackList(callbacks, add_history=True, model=model,
+                                          epochs=EPOCHS, steps=STEPS, verbose=0))
+    (_, first), (_, second) = epoch_logs.records
+    for logs in (first, second):  # the median leaves the compiling step and the check out
+        assert step <= logs["step_time_s"] < step + 0.015
+        assert logs["epoch_time_s"] >= check + STEPS * step  # the check before the timer counts
+    assert compiling <= first["first_step_s"] < compiling + step + 0.1
+    assert "first_step_s" not in second
+    assert first["epoch_time_s"] >= second["epoch_time_s"] - 0.05 + compiling * 0.9
+    assert second["time"] - first["time"] >= check + STEPS * step

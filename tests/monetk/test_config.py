@@ -39,6 +39,32 @@ def _with(section, key, value):
         ("train", "momentum", -0.1, "train.momentum: must be in [0, 1), got -0.1"),
         ("model", "num_slots", 1000, "model.num_slots: must be at most the 256 pixels"),
         ("eval", "min_objects_multi", 0, "eval.min_objects_multi: must be > 0, got 0"),
+        ("train", "tensorboard", "yes", "train.tensorboard: expected bool, got str 'yes'"),
+        ("train", "callbacks", {"class": "keras.callbacks.CSVLogger"},
+         "train.callbacks: expected list, got dict"),
+        ("train", "callbacks", ["keras.callbacks.CSVLogger"],
+         "train.callbacks: entry 1: expected {class: module.Class, args: {...}} (args optional)"),
+        ("train", "callbacks", [{"class": "keras.callbacks.History", "kwargs": {}}],
+         "train.callbacks: entry 1: expected {class: module.Class"),
+        ("train", "callbacks", [{"class": "CSVLogger"}],
+         "train.callbacks: entry 1: 'CSVLogger' is not a dotted path module.Class"),
+        ("train", "callbacks", [{"class": "keras.callbacks.History"},
+                                {"class": "no_such_module.Logger"}],
+         "train.callbacks: entry 2: cannot import module no_such_module (ModuleNotFoundError"),
+        ("train", "callbacks", [{"class": "keras.callbacks.NoSuchLogger"}],
+         "train.callbacks: entry 1: module keras.callbacks has no NoSuchLogger"),
+        ("train", "callbacks", [{"class": "collections.OrderedDict"}],
+         "train.callbacks: entry 1: collections.OrderedDict is not a keras.callbacks.Callback "
+         "subclass"),
+        ("train", "callbacks", [{"class": "keras.callbacks.CSVLogger", "args": {"fname": "a"}}],
+         "train.callbacks: entry 1: keras.callbacks.CSVLogger(filename, separator=',', "
+         "append=False) does not take args {'fname': 'a'}: missing a required argument"),
+        ("train", "callbacks", [{"class": "keras.callbacks.CSVLogger",
+                                 "args": {"filename": "a", "sep": ";"}}],
+         "got an unexpected keyword argument 'sep'"),
+        ("train", "callbacks", [{"class": "keras.callbacks.CSVLogger",
+                                 "args": {"filename": "a", "separator": float("nan")}}],
+         "train.callbacks[0].args.separator: must be a finite number, got nan"),
     ],
 )
 def test_a_value_no_run_can_train_with_is_refused(section, key, value, message):
@@ -56,6 +82,10 @@ def test_a_value_no_run_can_train_with_is_refused(section, key, value, message):
         ("train", "threads", 0),
         ("train", "stop_ratio", 0.0),
         ("model", "num_slots", 256),
+        ("train", "tensorboard", False),
+        ("train", "callbacks", [{"class": "keras.callbacks.History"},
+                                {"class": "keras.callbacks.CSVLogger",
+                                 "args": {"filename": "{run_dir}/log.csv", "append": True}}]),
     ],
 )
 def test_the_edges_of_the_allowed_ranges_are_accepted(section, key, value):

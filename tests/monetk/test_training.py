@@ -1,18 +1,26 @@
-"""Training with fit: batch order, the stopping rule, resuming after a kill, NaN handling."""
+"""Training with fit: batch order, the stopping rule, resuming after a kill, NaN handling,
+TensorBoard events, step times and the callbacks a config names."""
 
+import io
 import json
+import sys
+import time
+import types
+from pathlib import Path
 
 import keras
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
 from monetk import experiment
-from monetk.callbacks import StoppingRule
+from monetk.callbacks import TIMING_KEYS, StoppingRule
 from monetk.config import ConfigError, resolve
 from monetk.experiment import build_model, build_optimizer, run_experiment
-from monetk.pipeline import TIMING_KEYS, TrainBatches
+from monetk.pipeline import TrainBatches
+from monetk.tensorboard import attention_grid
 
 
 def tiny_config(tmp_path, **train):
@@ -153,10 +161,10 @@ def test_resume_after_interruption_reaches_the_same_weights(tmp_path):
     b = keras.models.load_model(tmp_path / "resumed" / "model.keras").get_weights()
     for wa, wb in zip(a, b, strict=False):
         np.testing.assert_array_equal(wa, wb)
-    history_a = pd.read_csv(tmp_path / "straight" / "history.csv")
-    history_b = pd.read_csv(tmp_path / "resumed" / "history.csv")
-    pd.testing.assert_frame_equal(history_a.drop(columns=list(TIMING_KEYS)),
-                                  history_b.drop(columns=list(TIMING_KEYS)))
+    history_a, history_b = (  # all but the wall-clock columns
+        pd.read_csv(tmp_path / name / "history.csv").drop(columns=list(TIMING_KEYS))
+        for name in ("straight", "resumed"))
+    pd.testing.assert_frame_equal(history_a, history_b)
 
 
 def test_nan_loss_is_recorded_as_a_failed_run(tmp_path):
@@ -281,3 +289,72 @@ def test_a_resumed_run_keeps_the_thread_count_it_started_with(tmp_path, monkeypa
         torch.set_num_threads(before)
     assert result["resumed_from"] == 10 and result["device"] == "cpu (1 threads)"
     assert result["threads"] == 1 and result["machine"]  # the results.csv columns
+
+
+def test_tensorboard_events_equal_the_history_and_a_resumed_run_shows_each_step_once(
+        tmp_path, tensorboard_history):
+    # Checks every 5 steps, checkpoints every 10: killed at step 15, the run resumes from step
+    # 10, and the killed attempt's events of step 15 must not show beside the resumed ones.
+    config = tiny_config(tmp_path, check_every=5, checkpoint_every=10)
+    run_dir = tmp_path / "run"
+
+    def kill_at_step_15(step, max_steps, **info):
+        if step == 15:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_experiment(config, run_dir, progress=kill_at_step_15)
+    killed = pd.read_csv(run_dir / "history.csv").set_index("step")
+    assert killed.index.tolist() == [5, 10, 15]
+    resumed_at = time.time()
+    assert run_experiment(config, run_dir)["resumed_from"] == 10
+    assert len(list((run_dir / "tensorboard").glob("events.out.tfevents.*"))) == 2
+
+    events = tensorboard_history(run_dir / "tensorboard", run_dir / "history.csv")
+    images = events.Images("check/attention")
+    assert [image.step for image in images] == [5, 10, 15, 20]
+    # 8 rows (examples) of 5 tiles (image, reconstruction, K = 3 masks) of 16 + 1 pixels
+    assert (images[-1].height, images[-1].width) == (8 * 17, 5 * 17)
+    shown = np.asarray(Image.open(io.BytesIO(images[-1].encoded_image_string)))
+    examples = np.load(run_dir / "attention_examples.npz")  # the same weights as step 20
+    expected = attention_grid({key: examples[key] for key in ("image", "reconstruction", "masks")})
+    assert np.abs(shown.astype(int) - np.round(expected * 255)).max() <= 1
+
+    history = pd.read_csv(run_dir / "history.csv").set_index("step")
+    assert history.loc[[5, 10], "time"].tolist() == killed.loc[[5, 10], "time"].tolist()
+    assert (history.loc[[5, 10], "time"] < resumed_at).all()
+    assert (history.loc[[15, 20], "time"] > resumed_at).all()
+    assert (history["step_time_s"] > 0).all()
+
+
+class BatchCounter(keras.callbacks.Callback):
+    """Counts the training steps in a batch hook (which EpochCallbackList runs only when some
+    callback implements it) and writes the count to ``path`` when training ends."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path, self.steps = Path(path), 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+
+    def on_train_end(self, logs=None):
+        self.path.write_text(str(self.steps))
+
+
+def test_callbacks_the_config_names_run_with_their_batch_hooks(tmp_path, monkeypatch):
+    module = types.ModuleType("probe_callbacks")
+    module.BatchCounter = BatchCounter
+    monkeypatch.setitem(sys.modules, "probe_callbacks", module)
+    config = tiny_config(tmp_path, max_steps=10, check_every=5, tensorboard=False, callbacks=[
+        {"class": "keras.callbacks.CSVLogger", "args": {"filename": "{run_dir}/keras_log.csv"}},
+        {"class": "probe_callbacks.BatchCounter", "args": {"path": "{run_dir}/steps.txt"}}])
+    run_dir = tmp_path / "run"
+    assert run_experiment(config, run_dir)["status"] == "ok"
+    assert (run_dir / "steps.txt").read_text() == "10"
+    history = pd.read_csv(run_dir / "history.csv")
+    logged = pd.read_csv(run_dir / "keras_log.csv")
+    assert logged["epoch"].tolist() == [0, 1]
+    for column in ("loss", "step_time_s", "eval_fg_ari"):
+        np.testing.assert_allclose(logged[column], history[column], rtol=1e-6)
+    assert not (run_dir / "tensorboard").exists()
