@@ -34,6 +34,7 @@ from monetk_runner.plan import Planned, plan, summary, table
 from monetk_runner.progress import RunBoard
 from monetk_runner.spec import Spec, SpecError
 from monetk_runner.store import RESULT, RunStore, atomic_write_text
+from monetk_runner.waves import is_sequential, needed_runs
 
 Report = Callable[..., object]
 
@@ -225,7 +226,7 @@ def main(
     store = RunStore(args.out)
     print(f"{spec.name}: {spec.content.get('title', '')} (profile: {spec.profile or 'none'})")
     if args.dry_run:
-        print(table(plan(spec.name, selected, store)))
+        print(table(plan(spec.name, needed_runs(spec, selected, store), store)))
         return 0
     problem = _out_problem(Path(args.out))
     if problem is not None:
@@ -243,13 +244,14 @@ def main(
     if not args.report_only:
         on_sigterm = signal.signal(signal.SIGTERM, _interrupt)
         try:
-            failed, busy = _train(spec, selected, store, args, train)
+            train_all = _train_waves if is_sequential(spec) else _train
+            failed, busy = train_all(spec, selected, store, args, train)
         except KeyboardInterrupt:
             print("Interrupted; run the same command again to resume.", file=sys.stderr)
             return 130
         finally:
             signal.signal(signal.SIGTERM, on_sigterm)
-    planned = plan(spec.name, runs, store)
+    planned = plan(spec.name, needed_runs(spec, runs, store), store)
     for p in planned:
         if p.state != "todo":
             store.link_view(spec.name, p.run, p.found.run_id)
@@ -347,6 +349,27 @@ def _train(
         board.close()
     statuses = [outcome.get("status") for outcome in outcomes.values()]
     return sum(s not in ("ok", "busy") for s in statuses), statuses.count("busy")
+
+
+def _train_waves(
+    spec: Spec, selected: list, store: RunStore, args: argparse.Namespace, train: Train | None
+) -> tuple[int, int]:
+    """Train the sequential design's waves: the runs it needs, then look again, until it needs
+    no unfinished run (every listed test decided, or ``max_seeds`` reached)."""
+    failed = 0
+    while True:
+        needed = needed_runs(spec, selected, store)
+        todo = sum(p.state in ("todo", "partial") for p in plan(spec.name, needed, store))
+        if not todo:
+            return failed, 0
+        seeds = len({run.seed for run in needed})
+        print(f"Sequential design: {len(needed)} run(s) of up to {seeds} seed(s) needed now, "
+              f"{todo} to train.")
+        wave_failed, busy = _train(spec, needed, store, args, train)
+        failed += wave_failed
+        if busy:  # another runner trains some: the design can only look once they finish
+            return failed, busy
+        args = argparse.Namespace(**{**vars(args), "retry_failed": False})  # retried once
 
 
 def _tasks(spec: Spec, planned: list[Planned], store: RunStore) -> list[Task]:

@@ -38,6 +38,7 @@ SPEC_KEYS = {
     "continue_seeds": "seeds trained past the stopping rule to max_steps",
     "tests": "statistical tests (the analysis package)",
     "paper": "the paper's reported numbers (the analysis package)",
+    "sequential": "train seeds in waves until the listed tests decide (analysis.sequential_design)",
     "profiles": "profile name -> overrides of any of the keys above",
 }
 PROFILE_KEYS = tuple(k for k in SPEC_KEYS if k not in ("extends", "profiles"))
@@ -136,6 +137,10 @@ class Spec:
         data["profile_description"] = self.profile_description
         data.setdefault("tests", [])
         data.setdefault("paper", {})
+        if data.get("sequential") is not None:  # max_seeds resolved: the report has no seed list
+            from analysis.sequential_design import design
+
+            data["sequential"] = {**data["sequential"], **design(data, len(self.seeds))}
         return data
 
 
@@ -543,8 +548,10 @@ def _config_path(spec_path: Path_) -> tuple:
 
 
 def _check_tests(spec: Spec) -> list[str]:
-    """Problems of ``tests`` and ``paper``, found by the analysis package, located in their file."""
+    """Problems of ``tests``, ``paper`` and ``sequential``, found by the analysis package, located
+    in their file."""
     from analysis import validate_tests
+    from analysis.sequential_design import validate_sequential
 
     content = spec.content
     messages = validate_tests(
@@ -553,9 +560,12 @@ def _check_tests(spec: Spec) -> list[str]:
         list(spec.conditions),
         list(spec.datasets),
     )
+    messages += validate_sequential(content.get("sequential"), content.get("tests"),
+                                    len(spec.seeds))
     located = []
     for message in messages:
-        section = "paper" if message.startswith("paper") else "tests"
+        section = next((key for key in ("paper", "sequential") if message.startswith(key)),
+                       "tests")
         file, in_file = spec.origins.origin((section,))
         prefix = format_path(in_file[:-1]) + "." if in_file[:-1] else ""
         located.append(f"{file}: {prefix}{message}")
