@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from analysis.sequential_design import validate_sequential
 from monetk.callbacks import RUN_DIR_PLACEHOLDER
 from monetk.config import resolve
 from monetk_runner.cli import build_parser
@@ -95,6 +96,14 @@ def test_the_callbacks_example_is_a_valid_run_configuration():
     (entry,) = resolve(yaml.safe_load(example)["defaults"])["train"]["callbacks"]
     assert entry["class"] == "keras.callbacks.CSVLogger"
     assert entry["args"]["filename"].startswith(RUN_DIR_PLACEHOLDER)
+
+
+def test_the_sequential_example_is_valid_for_section_3_1s_and_3_2s_tests():
+    example = yaml.safe_load(next(block for block in fenced("yaml") if "sequential:" in block))
+    tests = [{"name": "nll_vs_ir"}, {"name": "beta"}]
+    assert validate_sequential(example["sequential"], tests, seed_count=100) == []
+    assert validate_sequential(example["sequential"], tests, seed_count=50) == [
+        "sequential.max_seeds: 100 is more than the spec's 50 seeds"]
 
 
 def test_the_readme_smoke_command_writes_a_report(tmp_path):
