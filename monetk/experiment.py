@@ -293,7 +293,11 @@ def _nan_in_history(rows: list[dict]) -> str | None:
 def machine(model: MONet) -> str:
     """The processor that trained ``model``: the GPU's name on CUDA, else the CPU model (a run's
     numbers are reproducible bit for bit only on the same machine type and thread count)."""
-    device = model.trainable_weights[0].value.device
+    return processor(model.trainable_weights[0].value.device)
+
+
+def processor(device: torch.device) -> str:
+    """The name of ``device``: the GPU's on CUDA, else the CPU model."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     try:

@@ -30,7 +30,7 @@ from monetk_runner.executors import (
     visible_gpus,
 )
 from monetk_runner.expand import MAX_RUNS, load_runs, select
-from monetk_runner.plan import Planned, plan, summary, table
+from monetk_runner.plan import UNFINISHED, Planned, plan, summary, table, to_train
 from monetk_runner.progress import RunBoard
 from monetk_runner.spec import Spec, SpecError
 from monetk_runner.store import RESULT, RunStore, atomic_write_text
@@ -66,15 +66,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=MAX_RUNS,
         help=f"refuse a spec that expands to more runs than this (default {MAX_RUNS:,})",
     )
-    parser.add_argument(
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
         "--dry-run",
         action="store_true",
         help="print the runs and their states as a table; write nothing",
     )
-    parser.add_argument(
+    mode.add_argument(
         "--report-only",
         action="store_true",
         help="train nothing: collect results.csv and write the report",
+    )
+    mode.add_argument(
+        "--estimate",
+        action="store_true",
+        help="print the runs left, a step's time on this machine (from finished runs, else a "
+        "short timing probe) and the projected wall time and device-hours on the workers; "
+        "train and write nothing",
     )
     parser.add_argument(
         "--retry-failed",
@@ -178,6 +186,15 @@ def auto_workers(tasks: int) -> int:
     return max(1, min(wanted, tasks))
 
 
+def parallel_slots(args: argparse.Namespace, tasks: int) -> int:
+    """How many of ``tasks`` runs train at once: for Slurm the job array's parallelism, else
+    ``--workers`` (``auto``: :func:`auto_workers`, which also stands for a Ray cluster, whose
+    size is not known before it is joined)."""
+    if args.executor == "slurm":
+        return max(1, min(args.slurm_array_parallelism, tasks))
+    return auto_workers(tasks) if args.workers == "auto" else args.workers
+
+
 def run_threads(workers: int | str) -> int:
     """torch CPU threads per run: ``cpu_count // N`` for ``--workers N``; for ``auto``, the
     share of one of the workers a full machine would get, however many runs are left, so a
@@ -228,6 +245,8 @@ def main(
     if args.dry_run:
         print(table(plan(spec.name, needed_runs(spec, selected, store), store)))
         return 0
+    if args.estimate:
+        return _estimate(spec, runs, selected, store, args)
     problem = _out_problem(Path(args.out))
     if problem is not None:
         print(f"--out: {problem}; nothing was run or written.", file=sys.stderr)
@@ -275,6 +294,30 @@ def main(
     return 1 if failed else 0
 
 
+def _estimate(spec: Spec, runs: list, selected: list, store: RunStore,
+              args: argparse.Namespace) -> int:
+    """``--estimate`` (:mod:`monetk_runner.estimate`): trains and writes nothing."""
+    from monetk import probe  # keras and torch, for this option only
+    from monetk_runner.estimate import describe, estimate, format_estimate
+
+    def timed(config: dict) -> float:
+        print(f"Timing probe: {describe(config)} ...", file=sys.stderr, flush=True)
+        return probe.step_time(config)
+
+    planned = plan(spec.name, selected, store)
+    states = (*UNFINISHED, "failed") if args.retry_failed else UNFINISHED
+    workers = parallel_slots(args, len(to_train(planned, states)))
+    threads = run_threads(args.workers) if args.executor == "local" else args.cpus_per_run
+    needed = None
+    if is_sequential(spec):  # the runs the design needs after what has finished so far
+        keys = {(r.dataset, r.condition, r.seed) for r in needed_runs(spec, selected, store)}
+        needed = lambda p: (p.run.dataset, p.run.condition, p.run.seed) in keys  # noqa: E731
+    print(format_estimate(estimate(planned, store, workers, timed, probe.machine(), threads,
+                                   states, observed=plan(spec.name, runs, store),
+                                   sequential_needed=needed)))
+    return 0
+
+
 def _out_problem(out: Path) -> str | None:
     """Why ``out`` cannot hold the outputs (a file, or a folder this process cannot write), or
     None; a missing folder is judged by its nearest existing parent."""
@@ -310,11 +353,11 @@ def _train(
     print(summary(planned))
     for p in planned:
         store.link_view(spec.name, p.run, p.found.run_id)
-    tasks = _tasks(spec, planned, store)
+    tasks = _tasks(planned, store)
     if not tasks:
         print(f"All {len(planned)} selected runs are complete; nothing to train.")
         return 0, 0
-    workers = auto_workers(len(tasks)) if args.workers == "auto" else args.workers
+    workers = parallel_slots(args, len(tasks))
     if args.executor == "ray":
         print(f"Training {len(tasks)} run(s) on the Ray cluster.")
         executor = RayCluster(args.ray_address, args.cpus_per_run, train)
@@ -335,7 +378,6 @@ def _train(
         )
         print(f"Training {len(tasks)} run(s) as Slurm jobs; submitit's folder (job logs): "
               f"{executor.folder}")
-        workers = min(args.slurm_array_parallelism, len(tasks))  # for the ETA
     elif workers > 1:
         print(f"Training {len(tasks)} run(s) in {workers} worker processes.")
         executor = WorkerProcesses(workers, train, threads=run_threads(args.workers))
@@ -372,21 +414,11 @@ def _train_waves(
         args = argparse.Namespace(**{**vars(args), "retry_failed": False})  # retried once
 
 
-def _tasks(spec: Spec, planned: list[Planned], store: RunStore) -> list[Task]:
-    """One task per distinct unfinished store folder, seed by seed (paired results come early)."""
-    datasets = list(spec.datasets)
-    conditions = list(spec.conditions)
-    todo: dict[str, Task] = {}
+def _tasks(planned: list[Planned], store: RunStore) -> list[Task]:
+    """One task per distinct unfinished store folder, in training order (:func:`to_train`)."""
     cwd = str(Path.cwd())
-
-    def key(p: Planned) -> tuple:
-        return p.run.seed, datasets.index(p.run.dataset), conditions.index(p.run.condition)
-
-    for p in sorted(planned, key=key):
-        if p.state in ("todo", "partial") and p.found.run_id not in todo:
-            run_dir = str(store.run_dir(p.found.run_id))
-            todo[p.found.run_id] = Task(p.found.run_id, p.run.config, run_dir, p.run.label, cwd)
-    return list(todo.values())
+    return [Task(p.found.run_id, p.run.config, str(store.run_dir(p.found.run_id)), p.run.label,
+                 cwd) for p in to_train(planned)]
 
 
 def _counts(results) -> str:

@@ -85,10 +85,17 @@ class Eta:
         slots = sorted(m.left(now, m.seconds_per_step or rate)
                        for m in self.running.values())[:workers]
         slots += [0.0] * (workers - len(slots))
-        heapq.heapify(slots)
-        for steps in waiting:
-            heapq.heappush(slots, heapq.heappop(slots) + startup + steps * rate)
-        return max(slots)
+        return deal([startup + steps * rate for steps in waiting], slots)
+
+
+def deal(durations: list[float], slots: list[float]) -> float:
+    """When the last of ``slots`` frees (each busy for its seconds at first) once ``durations``
+    are dealt to them in order, each to the slot that frees first."""
+    slots = list(slots)
+    heapq.heapify(slots)
+    for seconds in durations:
+        heapq.heappush(slots, heapq.heappop(slots) + seconds)
+    return max(slots)
 
 
 def format_duration(seconds: float) -> str:

@@ -57,6 +57,21 @@ def plan(spec_name: str, runs: list[Run], store: RunStore) -> list[Planned]:
     return planned
 
 
+#: The states of the runs the runner trains (``failed`` too with ``--retry-failed``).
+UNFINISHED = ("todo", "partial")
+
+
+def to_train(planned: list[Planned], states: tuple[str, ...] = UNFINISHED) -> list[Planned]:
+    """The runs of ``planned`` in ``states``, one per distinct store folder, in the order the
+    runner trains them: seed by seed, and within a seed in ``planned``'s order (the spec's
+    datasets, then its conditions), so paired results come early."""
+    todo: dict[str, Planned] = {}
+    for p in sorted(planned, key=lambda p: p.run.seed):
+        if p.state in states and p.found.run_id not in todo:
+            todo[p.found.run_id] = p
+    return list(todo.values())
+
+
 def summary(planned: list[Planned]) -> str:
     """``"8 runs (8 distinct): 2 done, 0 failed, 1 partial, 5 todo; 2 shared"``."""
     counts = Counter(p.state for p in planned)

@@ -148,3 +148,15 @@ def test_a_bad_sequential_block_exits_2_and_writes_nothing(tmp_path, capsys, blo
     assert code == 2 and calls == []
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_estimate_projects_the_runs_the_design_needs_now(tmp_path, monkeypatch, capsys):
+    import monetk.probe
+
+    monkeypatch.setattr(monetk.probe, "step_time", lambda config: 0.25)
+    code, calls = run(tmp_path, SPEC, "--estimate")
+    assert code == 0 and calls == []
+    out = capsys.readouterr().out
+    # First look: good and bad at 4 seeds, same (in no sequential test) at all 30: 38 of 90.
+    assert "with sequential seeds (38 of the 90 runs needed by the design so far" in out
+    assert not (tmp_path / "out").exists()
