@@ -104,6 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
         f"at most {MAX_AUTO_CPU_WORKERS})",
     )
     parser.add_argument(
+        "--runs-per-gpu",
+        type=_positive,
+        default=1,
+        help="local and ray executors: runs that share one GPU (default 1); with --workers auto "
+        "the local executor starts this many workers per visible GPU, Ray gives each run "
+        "1/N of a GPU",
+    )
+    parser.add_argument(
         "--ray-address",
         help="ray executor: cluster address ('auto': the "
         "cluster of this machine; default: start a local Ray)",
@@ -178,11 +186,11 @@ def _workers(text: str) -> int | str:
     return text if text == "auto" else _positive(text)
 
 
-def auto_workers(tasks: int) -> int:
-    """Workers for ``--workers auto``: one per visible GPU, else one per CPU core (capped), and
-    never more than there are runs to train."""
+def auto_workers(tasks: int, runs_per_gpu: int = 1) -> int:
+    """Workers for ``--workers auto``: ``runs_per_gpu`` per visible GPU, else one per CPU core
+    (capped), and never more than there are runs to train."""
     gpus = len(visible_gpus())
-    wanted = gpus or min(os.cpu_count() or 1, MAX_AUTO_CPU_WORKERS)
+    wanted = gpus * runs_per_gpu or min(os.cpu_count() or 1, MAX_AUTO_CPU_WORKERS)
     return max(1, min(wanted, tasks))
 
 
@@ -192,7 +200,7 @@ def parallel_slots(args: argparse.Namespace, tasks: int) -> int:
     size is not known before it is joined)."""
     if args.executor == "slurm":
         return max(1, min(args.slurm_array_parallelism, tasks))
-    return auto_workers(tasks) if args.workers == "auto" else args.workers
+    return auto_workers(tasks, args.runs_per_gpu) if args.workers == "auto" else args.workers
 
 
 def run_threads(workers: int | str) -> int:
@@ -224,6 +232,9 @@ def main(
                      if name.startswith("slurm_") and value != parser.get_default(name)]
     if args.executor != "slurm" and slurm_options:
         parser.error(f"--{slurm_options[0].replace('_', '-')} needs --executor slurm")
+    if args.executor == "slurm" and args.runs_per_gpu != 1:
+        parser.error("--runs-per-gpu applies to --executor local and ray (a Slurm job trains "
+                     "one run)")
     if args.executor == "slurm" and importlib.util.find_spec("submitit") is None:
         parser.error("--executor slurm needs submitit: pip install -e '.[slurm]'")
     if args.executor == "slurm" and args.slurm_cluster == "slurm" and not all(
@@ -360,7 +371,7 @@ def _train(
     workers = parallel_slots(args, len(tasks))
     if args.executor == "ray":
         print(f"Training {len(tasks)} run(s) on the Ray cluster.")
-        executor = RayCluster(args.ray_address, args.cpus_per_run, train)
+        executor = RayCluster(args.ray_address, args.cpus_per_run, train, args.runs_per_gpu)
     elif args.executor == "slurm":
         from monetk_runner.slurm import SlurmJobs  # submitit: the optional extra (checked in main)
 

@@ -7,9 +7,10 @@ skips a run another process finished meanwhile, calls ``run_experiment(config, r
 ``result.json`` whose reason is the traceback's last line (the whole traceback: ``error.log``).
 
 ``local`` with ``--workers N`` runs N spawned processes; when GPUs are visible each worker gets one
-(``CUDA_VISIBLE_DEVICES``, round robin), otherwise each gets ``cpu_count // N`` torch threads
-(``OMP_NUM_THREADS``, read by torch at import; also ``MONETK_THREADS``). Run ids do not depend on
-this: ``train.threads`` is not part of a run's identity.
+(``CUDA_VISIBLE_DEVICES``, round robin, so N = 2 x GPUs packs two runs on each GPU:
+``--runs-per-gpu``), otherwise each gets ``cpu_count // N`` torch threads (``OMP_NUM_THREADS``,
+read by torch at import; also ``MONETK_THREADS``). Run ids do not depend on this:
+``train.threads`` is not part of a run's identity.
 
 ``ray`` submits each run as a task with ``num_gpus=1`` (``num_gpus=0`` on a cluster without GPUs)
 to the cluster at ``--ray-address`` (``auto``: the one this machine belongs to; none: a local Ray
@@ -303,12 +304,15 @@ class WorkerProcesses:
 
 
 class RayCluster:
-    """Train each run as a Ray task on an existing cluster (``address``) or a local one."""
+    """Train each run as a Ray task on an existing cluster (``address``) or a local one; on GPUs
+    each run reserves ``1 / runs_per_gpu`` of one (Ray's fractional GPUs)."""
 
-    def __init__(self, address: str | None, cpus_per_run: int = 1, train: Train | None = None):
+    def __init__(self, address: str | None, cpus_per_run: int = 1, train: Train | None = None,
+                 runs_per_gpu: int = 1):
         self.address = address
         self.cpus_per_run = cpus_per_run
         self.train = train
+        self.runs_per_gpu = runs_per_gpu
 
     def run(self, tasks: list[Task], board: Board) -> dict[str, dict]:
         import ray  # the optional extra: pip install '.[ray]' (the CLI checks it is there)
@@ -317,7 +321,8 @@ class RayCluster:
         if started_here:
             ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
         try:
-            gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
+            has_gpus = ray.cluster_resources().get("GPU", 0) > 0
+            gpus = 1 / self.runs_per_gpu if has_gpus else 0
             env = remote_environment(self.cpus_per_run)
             remote = ray.remote(execute).options(
                 num_gpus=gpus, num_cpus=self.cpus_per_run, runtime_env={"env_vars": env}

@@ -616,6 +616,25 @@ def test_workers_option_trains_in_worker_processes(tmp_path, fake, monkeypatch):
     assert set(results["status"]) == {"ok"}
 
 
+def test_more_workers_than_gpus_pack_the_runs_evenly_on_the_gpus(tmp_path, fake):
+    tasks = _tasks(tmp_path / "out", 8)
+    WorkerProcesses(4, fake, gpus=["3", "5"]).run(tasks, QuietBoard())
+    gpu_of = {}
+    for call in fake.calls():  # a worker keeps its GPU
+        assert gpu_of.setdefault(call["pid"], call["cuda"]) == call["cuda"]
+    assert sorted(gpu_of.values()) == ["3", "3", "5", "5"]  # two workers on each GPU
+
+
+def test_runs_per_gpu_multiplies_the_auto_workers_and_is_refused_for_slurm(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "visible_gpus", lambda: ["0", "1"])
+    assert cli.auto_workers(100, runs_per_gpu=3) == 6
+    assert cli.auto_workers(5, runs_per_gpu=3) == 5  # never more workers than runs
+    with pytest.raises(SystemExit) as exit_:
+        main([str(SPECS / "section3_2.yaml"), "--executor", "slurm", "--runs-per-gpu", "2"])
+    assert exit_.value.code == 2
+    assert "--runs-per-gpu applies to --executor local and ray" in capsys.readouterr().err
+
+
 def test_worker_processes_without_gpus_share_the_cpu_threads(tmp_path, fake):
     tasks = _tasks(tmp_path / "out", 2)
     WorkerProcesses(2, fake, gpus=[]).run(tasks, QuietBoard())
