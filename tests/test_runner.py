@@ -616,13 +616,20 @@ def test_workers_option_trains_in_worker_processes(tmp_path, fake, monkeypatch):
     assert set(results["status"]) == {"ok"}
 
 
-def test_more_workers_than_gpus_pack_the_runs_evenly_on_the_gpus(tmp_path, fake):
-    tasks = _tasks(tmp_path / "out", 8)
-    WorkerProcesses(4, fake, gpus=["3", "5"]).run(tasks, QuietBoard())
-    gpu_of = {}
-    for call in fake.calls():  # a worker keeps its GPU
-        assert gpu_of.setdefault(call["pid"], call["cuda"]) == call["cuda"]
-    assert sorted(gpu_of.values()) == ["3", "3", "5", "5"]  # two workers on each GPU
+def test_more_workers_than_gpus_pack_the_workers_evenly_on_the_gpus(monkeypatch):
+    import queue
+
+    from monetk_runner.executors import _init_worker
+
+    slots = queue.Queue()
+    for slot in range(4):
+        slots.put(slot)
+    pinned = []
+    for _ in range(4):  # what each of 4 worker processes does at its start, with 2 GPUs
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+        _init_worker(slots, ["3", "5"], 1, os.getppid())  # its watcher waits on a live parent
+        pinned.append(os.environ["CUDA_VISIBLE_DEVICES"])
+    assert pinned == ["3", "5", "3", "5"]  # two workers on each GPU
 
 
 def test_runs_per_gpu_multiplies_the_auto_workers_and_is_refused_for_slurm(monkeypatch, capsys):
