@@ -232,6 +232,50 @@ def needed_seeds(outcomes: list[Outcome]) -> dict[tuple[str, str], int]:
     return needs
 
 
+def forecast_needs(spec: Mapping[str, Any], results: pd.DataFrame, seeds: Sequence[int],
+                   datasets: Sequence[str], simulations: int = 200,
+                   seed: int = 0) -> list[dict[tuple[str, str], int]] | None:
+    """Per simulated continuation of the design, the seeds each (dataset, condition) needs in
+    the end (:func:`needed_seeds`); None where a dataset has no donor seed yet.
+
+    A continuation keeps every finished run of ``results`` and gives each unfinished run among
+    the design's seeds the row of the same condition at a donor seed drawn at random (with
+    replacement, per seed): a finished seed of that dataset whose runs of every compared condition
+    are ok. Seeds are exchangeable, so this resamples the paired structure observed so far (the
+    bootstrap); failures are not forecast. One replay over the completed table is where the
+    runner's waves end: a look uses only the seeds before it, so revealing seeds in waves reaches
+    the same stops."""
+    order = sorted(seeds)[: design(spec, len(seeds))["max_seeds"]]
+    rng = np.random.default_rng(seed)
+    pools = []
+    for dataset in datasets:
+        conditions = {c for comparison in comparisons(spec, results, [dataset])
+                      for c in comparison.conditions}
+        rows = results[(results["dataset"] == dataset) & results["condition"].isin(conditions)
+                       & results["seed"].isin(order)]
+        ok = rows.pivot(index="seed", columns="condition", values="status").eq("ok")
+        donors = [int(s) for s in ok.index[ok.all(axis=1)]] if len(ok.columns) == len(
+            conditions) else []
+        if not donors:
+            return None
+        finished = rows["status"].isin(FINISHED)
+        pools.append((rows[finished], rows[~finished], rows.set_index(["condition", "seed"]),
+                      donors))
+    forecasts = []
+    for _ in range(simulations):
+        parts = []
+        for finished, missing, by_key, donors in pools:
+            draw = dict(zip(order, rng.choice(donors, size=len(order)).tolist(), strict=True))
+            keys = list(zip(missing["condition"], [draw[int(s)] for s in missing["seed"]],
+                            strict=True))
+            filled = by_key.loc[keys].reset_index()
+            filled["seed"] = missing["seed"].to_numpy()
+            parts += [finished, filled]
+        table = pd.concat(parts, ignore_index=True)
+        forecasts.append(needed_seeds(evaluate(spec, table, seeds, datasets)))
+    return forecasts
+
+
 def _observe(comparison: Comparison, results: pd.DataFrame, seeds: list[int]) -> Outcome:
     rows = results[(results["dataset"] == comparison.dataset)
                    & results["condition"].isin(comparison.conditions)]
@@ -340,14 +384,10 @@ def outcome_table(outcomes: list[Outcome], max_seeds: int) -> pd.DataFrame:
         if count:
             low, high = confidence_sequence(o.differences[:count], c.alpha)
             lower, upper = float(low[-1]), float(high[-1])
-        decision = ("difference" if o.difference else "") + (
-            " and equivalence" if o.difference and o.equivalence else
-            "equivalence" if o.equivalence else "")
         rows.append({
             "dataset": c.dataset, "test": c.test, "comparison": c.label, "metric": c.metric,
             "decide": c.decide, "margin": c.margin, "alpha": c.alpha, "correction": c.correction,
-            "decision": decision or ("undecided at max_seeds" if o.needs >= max_seeds
-                                      and o.scheduled >= max_seeds else "undecided so far"),
+            "decision": _decision(o, max_seeds),
             "direction": o.direction, "seeds_at_decision": o.stopped_at,
             "seeds_scheduled": o.scheduled, "pairs": count,
             "e_difference": _e_at(o, "difference", count) if "difference" in o.e_values else np.nan,
@@ -356,3 +396,13 @@ def outcome_table(outcomes: list[Outcome], max_seeds: int) -> pd.DataFrame:
             "cs_lower": lower, "cs_upper": upper,
         })
     return pd.DataFrame(rows)
+
+
+def _decision(outcome: Outcome, max_seeds: int) -> str:
+    """``"difference"``, ``"equivalence"``, both joined by "and", or why there is none yet."""
+    declared = [kind for kind, held in (("difference", outcome.difference),
+                                        ("equivalence", outcome.equivalence)) if held]
+    if declared:
+        return " and ".join(declared)
+    ended = outcome.needs >= max_seeds and outcome.scheduled >= max_seeds
+    return "undecided at max_seeds" if ended else "undecided so far"

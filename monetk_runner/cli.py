@@ -34,7 +34,7 @@ from monetk_runner.plan import UNFINISHED, Planned, plan, summary, table, to_tra
 from monetk_runner.progress import RunBoard
 from monetk_runner.spec import Spec, SpecError
 from monetk_runner.store import RESULT, RunStore, atomic_write_text
-from monetk_runner.waves import is_sequential, needed_runs
+from monetk_runner.waves import forecast_runs, is_sequential, needed_runs
 
 Report = Callable[..., object]
 
@@ -319,14 +319,21 @@ def _estimate(spec: Spec, runs: list, selected: list, store: RunStore,
     states = (*UNFINISHED, "failed") if args.retry_failed else UNFINISHED
     workers = parallel_slots(args, len(to_train(planned, states)))
     threads = run_threads(args.workers) if args.executor == "local" else args.cpus_per_run
-    needed = None
-    if is_sequential(spec):  # the runs the design needs after what has finished so far
-        keys = {(r.dataset, r.condition, r.seed) for r in needed_runs(spec, selected, store)}
-        needed = lambda p: (p.run.dataset, p.run.condition, p.run.seed) in keys  # noqa: E731
+    needed = forecast = None
+    if is_sequential(spec):  # the runs the design needs so far, and by its end (forecast)
+        needed = _trains(needed_runs(spec, selected, store))
+        continuations = forecast_runs(spec, selected, store)
+        forecast = None if continuations is None else [_trains(c) for c in continuations]
     print(format_estimate(estimate(planned, store, workers, timed, probe.machine(), threads,
                                    states, observed=plan(spec.name, runs, store),
-                                   sequential_needed=needed)))
+                                   sequential_needed=needed, sequential_forecast=forecast)))
     return 0
+
+
+def _trains(runs: list) -> Callable[[Planned], bool]:
+    """Whether a planned run is one of ``runs``."""
+    keys = {(r.dataset, r.condition, r.seed) for r in runs}
+    return lambda p: (p.run.dataset, p.run.condition, p.run.seed) in keys
 
 
 def _out_problem(out: Path) -> str | None:

@@ -19,8 +19,10 @@ of the runs' times. A second projection assumes the early stop observed so far: 
 (not ``continue_after_stop``) train the mean fraction of ``max_steps`` that the spec's finished
 stopping runs trained (a partial run: that fraction of its steps left). A third, for a spec with a
 ``sequential:`` block (``sequential_needed``), trains only the runs its design needs after the
-runs finished so far: a lower bound, since each test still undecided adds a wave of seeds per
-look, up to ``max_seeds``.
+runs finished so far (a lower bound: each test still undecided adds a wave of seeds per look),
+and, once the design has finished seeds to resample (``sequential_forecast``), the median and the
+90th percentile of the runs it trains to its end over simulated continuations
+(:func:`analysis.sequential_design.forecast_needs`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -85,8 +88,9 @@ class Estimate:
 
     ``stop_fraction``: the mean fraction of ``max_steps`` that ``finished_runs`` finished stopping
     runs trained (None when there is none); ``early_stop``: the projection at that fraction;
-    ``sequential``: the projection of the runs the sequential design expects to need (None
-    without its forecast)."""
+    ``sequential``: the projection of the runs the sequential design needs so far, and
+    ``forecast`` its median and 90th percentile over simulated continuations (None without a
+    design or a forecast)."""
 
     summary: str
     machine: str
@@ -100,6 +104,17 @@ class Estimate:
     stop_fraction: float | None
     finished_runs: int
     sequential: Projection | None
+    forecast: Forecast | None = None
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """The runs a sequential design trains to its end over ``simulations`` continuations: each
+    quantity's median and 90th percentile (of the simulations' values, separately)."""
+
+    simulations: int
+    median: Projection
+    p90: Projection
 
 
 def speed_key(config: dict[str, Any]) -> str:
@@ -192,7 +207,8 @@ def with_threads(config: dict[str, Any], threads: int) -> dict[str, Any]:
 def estimate(planned: list[Planned], store: RunStore, workers: int,
              probe: Callable[[dict[str, Any]], float], machine: str, threads: int,
              states: tuple[str, ...] = UNFINISHED, observed: list[Planned] | None = None,
-             sequential_needed: Callable[[Planned], bool] | None = None) -> Estimate:
+             sequential_needed: Callable[[Planned], bool] | None = None,
+             sequential_forecast: list[Callable[[Planned], bool]] | None = None) -> Estimate:
     """Project the time of training the runs of ``planned`` in ``states`` on ``workers``.
 
     ``machine``: this machine's processor (:func:`monetk.probe.machine`); ``threads``: the torch
@@ -202,7 +218,8 @@ def estimate(planned: list[Planned], store: RunStore, workers: int,
 
     ``sequential_needed``: whether the sequential design needs a planned run now
     (:func:`monetk_runner.waves.needed_runs`); given, the ``sequential`` projection trains only
-    the runs left that it needs, to ``max_steps``."""
+    the runs left that it needs, to ``max_steps``; ``sequential_forecast``: per simulated
+    continuation of the design, whether it trains a planned run (the ``forecast``)."""
     left = to_train(planned, states)
     measured = store_step_times(store, machine) if left else {}
     groups: dict[str, list[Planned]] = {}
@@ -231,10 +248,23 @@ def estimate(planned: list[Planned], store: RunStore, workers: int,
     if sequential_needed is not None:
         needed = {p.found.run_id for p in planned if sequential_needed(p)}
         sequential = project([p for p in left if p.found.run_id in needed])
+    forecast = None
+    if sequential_forecast:
+        forecast = _forecast([project([p for p in left if trains(p)])
+                              for trains in sequential_forecast])
     return Estimate(summary(planned), machine, threads, workers, len(left), sum(steps.values()),
                     step_times, project(left),
                     None if fraction is None else project(left, fraction), fraction, finished,
-                    sequential)
+                    sequential, forecast)
+
+
+def _forecast(projections: list[Projection]) -> Forecast:
+    def at(q: float) -> Projection:
+        def value(field: str) -> float:
+            values = [getattr(p, field) for p in projections]
+            return float(np.quantile(values, q, method="inverted_cdf"))
+        return Projection(int(value("runs")), value("wall_s"), value("device_s"))
+    return Forecast(len(projections), at(0.5), at(0.9))
 
 
 def format_estimate(estimate: Estimate) -> str:
@@ -266,6 +296,15 @@ def format_estimate(estimate: Estimate) -> str:
         lines.append(f"  with sequential seeds ({e.sequential.runs} of the {e.runs_left} runs "
                      "needed by the design so far, to max_steps; each undecided test adds a "
                      f"wave per look): {_projection(e.sequential)}")
+    if e.forecast is not None:
+        f = e.forecast
+        lines.append(f"  with sequential seeds to the design's end (forecast: {f.simulations} "
+                      "continuations resampling the seeds finished so far): median "
+                      f"{f.median.runs} runs, {_projection(f.median)}; 90th percentile "
+                      f"{f.p90.runs} runs, {_projection(f.p90)}")
+    elif e.sequential is not None:
+        lines.append("  no forecast of the design's end yet: it needs a finished seed with every "
+                     "compared run ok on each dataset")
     return "\n".join(lines)
 
 

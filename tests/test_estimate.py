@@ -121,6 +121,27 @@ def test_hand_worked_projection_from_finished_runs_a_probe_and_a_partial_run(sec
     assert "with sequential seeds (7 of the 11 runs needed by the design so far" in text
 
 
+def test_a_forecast_reports_the_median_and_90th_percentile_continuation(section3_2):
+    spec, runs, store = section3_2
+    planned = plan(spec.name, runs, store)
+    # Five continuations: up to seed 1, 2, 3, 4 and 4 (the runs left of each, by hand, from the
+    # test above: 1 run, 5 s; 3 runs, 25 s; 7 runs, 53.6 s, wall 29.3; 11 runs, 82.2 s, 43.6).
+    continuations = [lambda p, last=last: p.run.seed <= last for last in (2, 4, 1, 4, 3)]
+    e = estimate(planned, store, workers=2, probe=FakeProbe(), machine=MACHINE, threads=1,
+                 sequential_needed=lambda p: p.run.seed <= 1,
+                 sequential_forecast=continuations)
+    assert e.forecast.simulations == 5
+    # Median: the 3rd of 5 (up to seed 3); 90th percentile: the 5th (up to seed 4).
+    assert (e.forecast.median.runs, e.forecast.p90.runs) == (7, 11)
+    assert e.forecast.median.device_s == pytest.approx(5 + 4 * 10 + 2 * 4.3)
+    assert (e.forecast.median.wall_s, e.forecast.p90.wall_s) == pytest.approx((29.3, 43.6))
+    assert e.forecast.p90.device_s == pytest.approx(e.full.device_s)
+    text = format_estimate(e)
+    assert ("to the design's end (forecast: 5 continuations resampling the seeds finished so "
+            "far): median 7 runs, wall 0:29, 0.0149 device-hours; 90th percentile 11 runs, "
+            "wall 0:44, 0.0228 device-hours") in text
+
+
 def test_one_worker_runs_them_one_after_another_and_many_each_at_once(section3_2):
     spec, runs, store = section3_2
     planned = plan(spec.name, runs, store)

@@ -1,6 +1,7 @@
 """The runner's sequential design (issue 17): seeds in waves until the listed tests decide."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -159,4 +160,30 @@ def test_estimate_projects_the_runs_the_design_needs_now(tmp_path, monkeypatch, 
     out = capsys.readouterr().out
     # First look: good and bad at 4 seeds, same (in no sequential test) at all 30: 38 of 90.
     assert "with sequential seeds (38 of the 90 runs needed by the design so far" in out
+    assert "no forecast of the design's end yet" in out
     assert not (tmp_path / "out").exists()
+
+
+def test_estimate_forecasts_the_design_end_from_the_first_wave(tmp_path, monkeypatch, capsys):
+    import monetk.probe
+
+    monkeypatch.setattr(monetk.probe, "step_time", lambda config: 0.25)
+    run(tmp_path, SPEC, "--seeds", "1-4")  # the first look's wave, undecided
+    capsys.readouterr()
+    code, calls = run(tmp_path, SPEC, "--estimate")
+    assert code == 0 and calls == []
+    out = capsys.readouterr().out
+    # Continuations resample seeds 1-4's differences; the e-process's stop over differences all
+    # equal to the largest (smallest) of them bounds theirs from below (above).
+    observed = [fg_ari(0.0, s) - fg_ari(1.0, s) for s in range(1, 5)]
+    looks = study_looks(4, 2, 30)
+    first, last = (decided_at(np.full(30, bound), looks) for bound in (max(observed),
+                                                                       min(observed)))
+    assert 4 < first <= last < 30
+    # Left: same's 26 seeds (in no sequential test) and good and bad from seed 5 to the stop.
+    line = next(x for x in out.splitlines() if "to the design's end (forecast: 200" in x)
+    median, p90 = (int(x) for x in re.findall(r"(\d+) runs", line))
+    assert 26 + 2 * (first - 4) <= median <= p90 <= 26 + 2 * (last - 4)
+    # Each run: the default max_steps (1,000,000) at the probe's 0.25 s a step.
+    assert f"median {median} runs, wall" in line
+    assert f"{median * 1_000_000 * 0.25 / 3600:,.0f} device-hours; 90th" in line

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from analysis.sequential import adjust_e_values, sequential_decision
-from analysis.sequential_design import evaluate, needed_seeds
+from analysis.sequential_design import evaluate, forecast_needs, needed_seeds
 
 
 def results(values: dict[str, list[float]], status: dict[tuple[str, int], str] | None = None,
@@ -100,3 +100,79 @@ def test_a_factor_needs_two_levels():
               "conditions": ["a", "b"], "factor": "gamma"}
     with pytest.raises(ValueError, match="exactly two levels"):
         evaluate(spec([factor], {"g": {}}), results({"a": [0.1], "b": [0.2]}), [1, 2], ["d"])
+
+
+def planned(values: dict[str, list[float]], seeds: int = 20) -> pd.DataFrame:
+    """Rows for every seed 1..seeds of each condition; those beyond a condition's values are
+    planned but not run yet (status ``missing``)."""
+    table = results({c: v + [np.nan] * (seeds - len(v)) for c, v in values.items()})
+    table.loc[table["fg_ari"].isna(), "status"] = "missing"
+    return table
+
+
+def waves(design: dict, full: pd.DataFrame, seeds: range) -> dict[tuple[str, str], int]:
+    """The runner's loop, spelled out: reveal each condition's seeds up to what the design needs,
+    look again, until it needs nothing more."""
+    needs: dict[tuple[str, str], int] = {}
+    while True:
+        rank = full["seed"] - min(seeds)
+        hidden = rank >= [needs.get((d, c), 0) for d, c in zip(full["dataset"],
+                                                               full["condition"], strict=True)]
+        seen = full.assign(status=full["status"].where(~hidden, "missing"))
+        now = needed_seeds(evaluate(design, seen, seeds, ["d"]))
+        if now == needs:
+            return needs
+        needs = now
+
+
+@pytest.mark.parametrize("draw", range(6))
+def test_one_replay_over_a_complete_table_stops_where_the_waves_stop(draw):
+    # The premise of the forecast: a look uses only the seeds before it.
+    rng = np.random.default_rng(draw)
+    base = rng.uniform(0.2, 0.6, 30)
+    values = {"A": list(base + rng.normal(0.15, 0.2, 30)), "B": list(base),
+              "C": list(base + rng.normal(0.05, 0.2, 30))}
+    design = spec([{**PAIR, "pairs": [["A", "B"], ["C", "B"]]}], {"t": {}}, min_seeds=3, wave=3,
+                  max_seeds=30)
+    full = results(values)
+    assert waves(design, full, range(1, 31)) == needed_seeds(
+        evaluate(design, full, range(1, 31), ["d"]))
+
+
+def test_a_forecast_keeps_what_is_finished_and_needs_a_donor_seed():
+    design = spec([PAIR], {"t": {}})
+    done = results({"A": [0.9] * 20, "B": [0.1] * 20})
+    today = needed_seeds(evaluate(design, done, range(1, 21), ["d"]))
+    assert forecast_needs(design, done, range(1, 21), ["d"], simulations=3) == [today] * 3
+    assert forecast_needs(design, planned({"A": [], "B": []}), range(1, 21), ["d"]) is None
+    failed = planned({"A": [0.9, 0.9], "B": [0.1, 0.1]})
+    failed.loc[(failed["condition"] == "B") & (failed["seed"] <= 2), "status"] = "failed"
+    assert forecast_needs(design, failed, range(1, 21), ["d"]) is None
+
+
+def test_with_no_difference_observed_every_continuation_runs_to_max_seeds():
+    # Zero differences: the betting e-process stays at 1 (closed form), so nothing decides.
+    table = planned({"A": [0.3, 0.5, 0.4, 0.6], "B": [0.3, 0.5, 0.4, 0.6]})
+    forecast = forecast_needs(spec([PAIR], {"t": {}}), table, range(1, 21), ["d"],
+                              simulations=20)
+    assert forecast == [{("d", "A"): 20, ("d", "B"): 20}] * 20
+
+
+def test_forecast_stops_follow_the_e_process_over_bootstrapped_differences():
+    # Observed: 4 seeds, differences 0.8, 0.8, 0.8 and 0.0. The oracle resamples those
+    # differences itself and asks the e-process where the looks 4, 6, ... 20 decide.
+    table = planned({"A": [0.9, 0.9, 0.9, 0.5], "B": [0.1, 0.1, 0.1, 0.5]})
+    forecast = forecast_needs(spec([PAIR], {"t": {}}), table, range(1, 21), ["d"],
+                              simulations=400, seed=1)
+    stops = np.array([needs[("d", "A")] for needs in forecast])
+    assert all(needs[("d", "A")] == needs[("d", "B")] for needs in forecast)
+    rng = np.random.default_rng(2)
+    looks = (4, 6, 8, 10, 12, 14, 16, 18, 20)
+    oracle = []
+    for _ in range(400):
+        differences = np.r_[[0.8, 0.8, 0.8, 0.0], rng.choice([0.8, 0.8, 0.8, 0.0], 16)]
+        result = sequential_decision(differences, 0.05, looks=looks)
+        oracle.append(result.seeds_at_difference or 20)
+    for look in looks:  # the share stopped by each look, within sampling error (sd <= 0.025)
+        assert np.mean(stops <= look) == pytest.approx(np.mean(np.array(oracle) <= look),
+                                                       abs=0.09)
