@@ -14,7 +14,7 @@ from analysis import figures
 from analysis.findings import VERDICTS, findings_table
 from analysis.formatting import format_number, format_p
 from analysis.results import load_results, ordered, parameter_columns, status_counts
-from analysis.sequential_report import sequential_section
+from analysis.sequential_report import sequential_section, summarise_sequential
 from analysis.spec_tests import DROPPED_SEPARATOR, analyse, normalise_test, validate_tests
 from analysis.summary import (
     SUMMARY_METRICS,
@@ -67,9 +67,9 @@ def write_report(
     shown_other = summary_display(summary, other_metrics) if other_metrics else None
     shown_tests = tests_display(tests, with_paper=bool((paper or {}).get("p_values")))
     findings = findings_table(spec, tests, summary, stop, df)
-    sequential = spec.get("sequential") is not None
-    if sequential:  # computed (and checked) before anything is written
-        sequential_section(spec, df, datasets, conditions, None)
+    sequential = None  # computed (and checked) before anything is written
+    if spec.get("sequential") is not None:
+        sequential = summarise_sequential(spec, df, datasets, conditions)
     title = spec.get("title") or spec.get("name") or "results"
     summary_tex = latex_table(shown_summary, f"{title}: FG-ARI per condition", "tab:summary")
     if shown_other is not None:
@@ -107,11 +107,11 @@ def write_report(
         )  # fmt: skip
     _cd_figures(analysis.posthoc, out, written)
     sequential_text = ""
-    if sequential:
-        sequential_text, sequential_table, figures_written = sequential_section(
-            spec, df, datasets, conditions, out)
+    if sequential is not None:
+        sequential_text, figures_written = sequential_section(spec["sequential"], sequential,
+                                                              datasets, out)
         written["sequential_csv"] = out / "sequential.csv"
-        sequential_table.to_csv(written["sequential_csv"], index=False)
+        sequential.table.to_csv(written["sequential_csv"], index=False)
         written.update(figures_written)
     mask_lines = _mask_figures(df, datasets, conditions, results_dir, out, written)
     sections = [
@@ -121,7 +121,7 @@ def write_report(
         _runs(df, datasets, conditions),
         _summary_section(shown_summary, shown_other),
         _figure_lines(written, any(np.isfinite(list(baselines.values()))), bool(paper_medians)),
-        *([sequential_text] if sequential else []),
+        *([sequential_text] if sequential_text else []),
         _tests_section(tests, shown_tests),
         _posthoc_section(analysis.posthoc, written),
         _stop_section(stop),

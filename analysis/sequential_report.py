@@ -4,6 +4,7 @@ e-values and confidence sequences against seeds, and what stopping early saved."
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,24 +36,38 @@ def savings(df: pd.DataFrame, datasets: list[str], conditions: list[str],
             "saved_hours": saved * per_run}
 
 
-def sequential_section(spec: Mapping[str, Any], df: pd.DataFrame, datasets: list[str],
-                       conditions: list[str], out: Path | None) -> tuple[str, pd.DataFrame,
-                                                                          dict[str, Path]]:
-    """Markdown, the per-comparison table and the figures (written to ``out``; None: only
-    computed) of the spec's sequential design over the results ``df``."""
-    block = spec["sequential"]
-    max_seeds = int(block["max_seeds"])
+@dataclass(frozen=True)
+class SequentialSummary:
+    """The spec's sequential design replayed over the results: each comparison's outcome, their
+    table (:func:`analysis.sequential_design.outcome_table`) and the savings (:func:`savings`)."""
+
+    outcomes: list[Outcome]
+    table: pd.DataFrame
+    saved: dict[str, float]
+
+
+def summarise_sequential(spec: Mapping[str, Any], df: pd.DataFrame, datasets: list[str],
+                         conditions: list[str]) -> SequentialSummary:
+    """Replay the spec's sequential design over the results ``df`` (raises on a bad design)."""
+    max_seeds = int(spec["sequential"]["max_seeds"])
     seeds = sorted(int(s) for s in df["seed"].unique())
     outcomes = evaluate(spec, df, seeds, datasets)
-    table = outcome_table(outcomes, max_seeds)
-    saved = savings(df, datasets, conditions, max_seeds)
+    return SequentialSummary(outcomes, outcome_table(outcomes, max_seeds),
+                             savings(df, datasets, conditions, max_seeds))
+
+
+def sequential_section(block: Mapping[str, Any], summary: SequentialSummary, datasets: list[str],
+                       out: Path) -> tuple[str, dict[str, Path]]:
+    """The report's markdown on the design (``block``: the spec's ``sequential:``) and its
+    figures, one per dataset, written to ``out``."""
+    max_seeds = int(block["max_seeds"])
+    table, saved = summary.table, summary.saved
     written: dict[str, Path] = {}
-    if out is not None:
-        for dataset in datasets:
-            mine = [o for o in outcomes if o.comparison.dataset == dataset]
-            if mine:
-                written[f"sequential_{dataset}"] = _figure(
-                    mine, out / f"sequential_{dataset}.png", block)
+    for dataset in datasets:
+        mine = [o for o in summary.outcomes if o.comparison.dataset == dataset]
+        if mine:
+            written[f"sequential_{dataset}"] = _figure(mine, out / f"sequential_{dataset}.png",
+                                                       block)
     shown = table.assign(
         e_difference=table["e_difference"].map(format_number),
         e_equivalence=table["e_equivalence"].map(format_number),
@@ -86,7 +101,7 @@ def sequential_section(spec: Mapping[str, Any], df: pd.DataFrame, datasets: list
         "meaning (the seed count depended on the data).",
         "",
     ]
-    return "\n".join(lines), table, written
+    return "\n".join(lines), written
 
 
 def _figure(outcomes: list[Outcome], path: Path, block: Mapping[str, Any]) -> Path:
