@@ -197,6 +197,19 @@ def test_probe_drops_the_warm_up_steps(monkeypatch):
     assert next(clock, None) is None  # one fetch per step and one after the last
 
 
+def test_probe_stops_once_its_timed_steps_took_the_budget(monkeypatch):
+    # 10 s a step: after the 2 warm-up steps, 3 steps (30 s >= 20 s) are enough; the step whose
+    # batch is fetched last still runs, untimed: 6 fetches of the 2 + 12 + 1 allowed.
+    clock = iter(float(t) for t in range(0, 200, 10))
+    monkeypatch.setattr(pipeline, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
+    assert probe.step_time(tiny_config(), steps=12, warmup=2, min_steps=3, budget_s=20) == 10
+    assert next(clock) == 60.0
+    # Below the budget it times every step: 1 s a step, 12 steps take 12 s < 20 s.
+    clock = iter([0.0, 5.0, *(5.0 + t for t in range(1, 13))])
+    assert probe.step_time(tiny_config(), steps=12, warmup=1, budget_s=20) == 1
+    assert next(clock, None) is None
+
+
 @pytest.mark.slow
 def test_probe_is_within_25_percent_of_bench_on_the_paper_profile():
     """Section 3.2's paper model (64 px, K = 5, batch 64), compiled where bench's compiled
