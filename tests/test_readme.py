@@ -57,7 +57,13 @@ def test_every_spec_file_and_link_the_readme_names_exists():
     for path in set(re.findall(r"specs/[\w.]+\.yaml", README)) - {"specs/mse_mask.yaml"}:
         assert (ROOT / path).is_file(), path
     for link in re.findall(r"\]\(((?:docs|specs|bench)/[^)]+)\)", README):
-        assert (ROOT / link).exists(), link
+        path, _, anchor = link.partition("#")
+        assert (ROOT / path).exists(), link
+        if anchor:  # a heading of the linked markdown, as GitHub makes its anchor
+            headings = re.findall(r"^#+ (.+)$", (ROOT / path).read_text(encoding="utf-8"), re.M)
+            anchors = {re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-")
+                       for h in headings}
+            assert anchor in anchors, (link, sorted(anchors))
 
 
 def test_the_test_command_is_the_one_ci_runs():
