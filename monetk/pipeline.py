@@ -57,4 +57,3 @@ class TrainBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int) -> np.ndarray:
         self.fetch_times.append(time.perf_counter())
         return np.asarray(self.images[self.indices(self.epoch * self.steps_per_epoch + index)])
-
