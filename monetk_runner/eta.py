@@ -1,8 +1,8 @@
 """The time a batch of runs has left, from measured step times.
 
 Each running run reports, at each epoch end, its step, ``max_steps``, the steady-state time of a
-step (``step_time_s``, :class:`monetk.callbacks.StepTimer`), the epoch's wall time (``epoch_time_s``,
-checks included) and when it started. From these, per run:
+step (``step_time_s``, :class:`monetk.callbacks.StepTimer`), the epoch's wall time
+(``epoch_time_s``, checks included) and when it started. From these, per run:
 
 - its time per step: its last epoch's wall time per step once it has finished a second epoch
   (the first holds one-off costs), else its steady step time;
