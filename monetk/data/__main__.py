@@ -1,0 +1,25 @@
+"""``python -m monetk.data COMMAND``: the data commands. ``fetch``: download DeepMind's files
+(:mod:`monetk.data.fetch`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from monetk.data import fetch
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv``; return the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m monetk.data")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    fetch.add_arguments(commands.add_parser(
+        "fetch", help="download DeepMind's multi_object_datasets files into data/",
+        description=fetch.DESCRIPTION))
+    args = parser.parse_args(argv)
+    return fetch.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
