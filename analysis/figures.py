@@ -222,3 +222,57 @@ def _show(ax, image: np.ndarray, title: str, cmap: str | None = None, vmax: floa
     ax.imshow(image, cmap=cmap, vmin=0, vmax=vmax, interpolation="nearest")
     ax.set_title(title, fontsize="x-small")
     ax.set_axis_off()
+
+
+def learning_curves(
+    histories: pd.DataFrame,
+    curves: pd.DataFrame,
+    datasets: Sequence[str],
+    conditions: Sequence[str],
+    path: str | Path,
+    baselines: Mapping[str, float] | None = None,
+) -> Path:
+    """FG-ARI, ARI and the monitored MSE (log scale) against steps: one row per dataset, one
+    colour per condition; the median over the finished ok runs as a line with the IQR as a band,
+    each finished run's last check as a dot (a failed run's as a cross) and each still-running
+    run as a thin dashed line. ``baselines``: the trivial FG-ARI per dataset (dashed grey)."""
+    metrics = [("fg_ari", "FG-ARI"), ("ari", "ARI"), ("mse", "monitored MSE")]
+    fig = Figure(figsize=(13, 3.4 * len(datasets)), layout="constrained")
+    axes = fig.subplots(len(datasets), len(metrics), squeeze=False)
+    colours = {c: f"C{i % 10}" for i, c in enumerate(conditions)}
+    for row, dataset in zip(axes, datasets, strict=True):
+        for ax, (metric, label) in zip(row, metrics, strict=True):
+            for condition in conditions:
+                colour = colours[condition]
+                curve = curves[(curves["dataset"] == dataset)
+                               & (curves["condition"] == condition)]
+                if not curve.empty:
+                    ax.plot(curve["step"], curve[f"{metric}_median"], color=colour,
+                            label=f"{condition} (median, n={int(curve['n'].iloc[-1])})")
+                    ax.fill_between(curve["step"], curve[f"{metric}_q1"],
+                                    curve[f"{metric}_q3"], color=colour, alpha=0.2)
+                runs = histories[(histories["dataset"] == dataset)
+                                 & (histories["condition"] == condition)]
+                for (_, state), run in runs.groupby(["seed", "state"], sort=True):
+                    run = run.sort_values("step")
+                    if state == "running":
+                        ax.plot(run["step"], run[metric], color=colour, linestyle="--",
+                                linewidth=0.8, alpha=0.8)
+                        continue
+                    end = run.iloc[-1]
+                    ax.plot([end["step"]], [end[metric]], color=colour, alpha=0.7,
+                            marker="x" if state == "failed" else "o", markersize=4,
+                            linestyle="none")
+            baseline = (baselines or {}).get(dataset, np.nan)
+            if metric == "fg_ari" and np.isfinite(baseline):
+                ax.axhline(baseline, color="0.5", linestyle="--", linewidth=1,
+                           label="trivial (median)")
+            if metric == "mse":
+                ax.set_yscale("log")
+            ax.set_title(f"{dataset}: {label}")
+            ax.set_xlabel("step")
+            ax.grid(alpha=0.3)
+        row[0].legend(loc="best", fontsize="small")
+    fig.suptitle("Learning curves: median over finished runs (band: IQR); dots: each run's last "
+                 "check; x: failed; dashed: still running")
+    return save(fig, path)

@@ -9,18 +9,24 @@ Verdicts (the same words in every report):
   significant.
 - ``not reproduced``: the opposite direction, or a significant difference where the paper finds
   none.
-- ``not testable at this scale``: the comparison could not be computed, or its smallest
+- ``not testable at this scale``: the comparison could not be computed; or its smallest
   attainable p-value with this many blocks (after the correction) is above alpha, so no data
-  could have reproduced a significant result.
+  could have reproduced a significant result; or the conditions it compares have not segmented
+  (:func:`at_chance`); or the spec's ``report.verdicts`` is false (a profile too small for any
+  verdict, such as ``smoke``).
+
+Beside the verdict, ``caveat`` names the conditions of a claim that may be under-trained
+(:func:`still_moving`): their median FG-ARI or monitored MSE still moved over the last checks.
 
 The paper's decision uses the paper's own p-values, corrected as the spec's test corrects ours
 (a printed 0 counts as significant); its direction comes from its medians (for a factor: the
 mean of the medians of each level's conditions). Medians rows compare the order of the
-conditions only: the order of every two conditions whose paper medians differ by at least
-:data:`MEDIAN_GAP`, or, where all the paper's medians lie within it ("about the same"), whether
-ours do too. The Table 1 row compares the largest |ratio| of (metric at max_steps - metric
-when the rule fired) to the condition's median with :data:`STOP_RATIO_LIMIT` percent, the bound
-that holds for every ratio the paper prints (largest 0.86%).
+conditions only: the strict order of every two conditions whose paper medians differ by at least
+:data:`MEDIAN_GAP` (tied medians of ours are not an order), or, where all the paper's medians lie
+within it ("about the same"), whether ours do too. The Table 1 row compares the largest |ratio|
+of (metric at max_steps - metric when the rule fired) to the condition's median with
+:data:`STOP_RATIO_LIMIT` percent, the bound that holds for every ratio the paper prints (largest
+0.86%).
 """
 
 from __future__ import annotations
@@ -40,7 +46,110 @@ VERDICTS = ("reproduced", "direction only", "not reproduced", "not testable at t
 MEDIAN_GAP = 0.05
 #: Table 1's "sufficiently small": every ratio the paper prints is within +-0.86%.
 STOP_RATIO_LIMIT = 1.0
-COLUMNS = ["claim", "dataset", "paper", "ours", "verdict", "why"]
+COLUMNS = ["claim", "dataset", "paper", "ours", "verdict", "why", "caveat"]
+#: The spec's ``report:`` block: the thresholds of the rules below, with their defaults.
+#: ``chance_margin``: a condition whose median FG-ARI is at most the trivial segmentation's median
+#: FG-ARI plus this has not segmented (:func:`at_chance`). ``under_trained``: a condition's median
+#: FG-ARI moving by more than ``fg_ari`` (absolute), or its median monitored MSE by more than
+#: ``mse_relative`` (relative), between its last check and the check ``checks`` before it, may be
+#: under-trained (:func:`still_moving`). ``verdicts: false``: no verdict at all (smoke scale).
+REPORT_DEFAULTS: dict[str, Any] = {
+    "chance_margin": 0.1,
+    "under_trained": {"checks": 2, "fg_ari": 0.05, "mse_relative": 0.1},
+    "verdicts": True,
+}
+
+
+def report_rules(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The spec's ``report:`` block over :data:`REPORT_DEFAULTS` (not validated here)."""
+    given = spec.get("report") or {}
+    return {**REPORT_DEFAULTS, **given,
+            "under_trained": {**REPORT_DEFAULTS["under_trained"],
+                              **(given.get("under_trained") or {})}}
+
+
+def validate_report(report: Any) -> list[str]:
+    """One message per problem in the spec's ``report:`` block: key path and allowed values."""
+    if report is None:
+        return []
+    if not isinstance(report, Mapping):
+        return [f"report: expected a mapping with keys {', '.join(REPORT_DEFAULTS)}"]
+    problems = [f"report.{k}: unknown key (allowed: {', '.join(REPORT_DEFAULTS)})"
+                for k in report if k not in REPORT_DEFAULTS]
+    margin = report.get("chance_margin", 0.0)
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 1:
+        problems.append(f"report.chance_margin: {margin!r} is not a number in [0, 1)")
+    if not isinstance(report.get("verdicts", True), bool):
+        problems.append(f"report.verdicts: {report['verdicts']!r} is not true or false")
+    rule = report.get("under_trained", {})
+    if not isinstance(rule, Mapping):
+        return [*problems, "report.under_trained: expected a mapping with keys checks, fg_ari, "
+                           "mse_relative"]
+    allowed = REPORT_DEFAULTS["under_trained"]
+    problems += [f"report.under_trained.{k}: unknown key (allowed: {', '.join(allowed)})"
+                 for k in rule if k not in allowed]
+    checks = rule.get("checks", 1)
+    if isinstance(checks, bool) or not isinstance(checks, int) or checks < 1:
+        problems.append(f"report.under_trained.checks: {checks!r} is not an integer >= 1")
+    for key in ("fg_ari", "mse_relative"):
+        value = rule.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            problems.append(f"report.under_trained.{key}: {value!r} is not a number >= 0")
+    return problems
+
+
+def still_moving(curves: pd.DataFrame, rule: Mapping[str, Any]) -> dict[tuple[str, str], str]:
+    """(dataset, condition) -> why it may be under-trained, for each condition of ``curves``
+    (:func:`analysis.curves.median_curves`, up to the claims) whose median FG-ARI changed by more
+    than ``rule["fg_ari"]``, or median monitored MSE by more than ``rule["mse_relative"]`` of its
+    earlier value, between the last check and the check ``rule["checks"]`` before it; also when it
+    has too few checks to tell."""
+    moving = {}
+    checks = int(rule["checks"])
+    for (dataset, condition), curve in curves.groupby(["dataset", "condition"], sort=False):
+        curve = curve.sort_values("step")
+        if len(curve) <= checks:
+            moving[(dataset, condition)] = (f"{condition}: {len(curve)} check(s), too few to "
+                                            f"tell over {checks}")
+            continue
+        last, before = curve.iloc[-1], curve.iloc[-1 - checks]
+        span = f"steps {int(before['step']):,}-{int(last['step']):,}"
+        reasons = []
+        fg = float(last["fg_ari_median"] - before["fg_ari_median"])
+        if np.isfinite(fg) and abs(fg) > rule["fg_ari"]:
+            reasons.append(f"FG-ARI {fg:+.3f}")
+        if before["mse_median"] > 0 and np.isfinite(last["mse_median"]):
+            relative = float(last["mse_median"] / before["mse_median"] - 1)
+            if abs(relative) > rule["mse_relative"]:
+                reasons.append(f"MSE {relative:+.0%}")
+        if reasons:
+            moving[(dataset, condition)] = f"{condition}: {', '.join(reasons)} over {span}"
+    return moving
+
+
+def at_chance(summary: pd.DataFrame, results: pd.DataFrame, margin: float,
+              metric: str = "fg_ari") -> dict[tuple[str, str], str]:
+    """(dataset, condition) -> why, for each condition that has not segmented: its median FG-ARI
+    is at most the median FG-ARI of the trivial segmentation (every foreground pixel in one
+    segment; ``fg_ari_trivial``) plus ``margin``. Needs ``fg_ari_trivial``: without it (or
+    without a finite value) no condition is judged at chance."""
+    if metric != "fg_ari" or "fg_ari_trivial" not in results.columns:
+        return {}
+    found = {}
+    for dataset, rows in summary.groupby("dataset", sort=False):
+        trivial = pd.to_numeric(results.loc[(results["dataset"] == dataset)
+                                            & (results["status"] == "ok"), "fg_ari_trivial"],
+                                errors="coerce").dropna()
+        if trivial.empty:
+            continue
+        baseline = float(np.median(trivial))
+        for _, r in rows.iterrows():
+            median = r[f"{metric}_median"]
+            if np.isfinite(median) and median <= baseline + margin:
+                found[(dataset, r["condition"])] = (
+                    f"{r['condition']} FG-ARI {format_number(median)} <= trivial "
+                    f"{format_number(baseline)} + margin {margin:g}")
+    return found
 
 
 def findings_table(
@@ -50,51 +159,89 @@ def findings_table(
     stop: pd.DataFrame,
     results: pd.DataFrame,
     metric: str = "fg_ari",
+    curves: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per claim in ``spec["paper"]``: medians (per dataset), each declared comparison
-    with a paper p-value, and Table 1 (``paper.stop_effect``); empty without a paper block."""
+    with a paper p-value, and Table 1 (``paper.stop_effect``); empty without a paper block.
+
+    ``curves``: the median learning curves up to the claims (:mod:`analysis.curves`), for the
+    caveat; without them the caveat says that the training length was not checked.
+    """
     paper = spec.get("paper") or {}
+    rules = report_rules(spec)
     medians = paper.get("medians") or {}
+    chance = at_chance(summary, results, float(rules["chance_margin"]), metric)
     rows = []
     for dataset, values in medians.items():
-        rows.append(_median_row(dataset, values, summary, metric))
+        rows.append(_median_row(dataset, values, summary, metric, chance))
     for _, family in tests.groupby(["dataset", "test"], sort=False):
         if family["paper_p"].notna().any():
-            rows += _test_rows(family, medians.get(family["dataset"].iloc[0], {}), results)
+            rows += _test_rows(family, medians.get(family["dataset"].iloc[0], {}), results,
+                               chance, summary)
     for dataset, values in (paper.get("stop_effect") or {}).items():
         rows.append(_stop_row(dataset, values, stop, metric))
+    moving = None if curves is None else still_moving(curves, rules["under_trained"])
+    for row in rows:
+        row["caveat"] = _caveat(row, moving, summary)
+        if not rules["verdicts"]:
+            row.update(verdict=VERDICTS[3], why="this profile is too small for any verdict: its "
+                                                "numbers mean nothing (report.verdicts: false)")
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def _caveat(row: Mapping[str, Any], moving: Mapping[tuple[str, str], str] | None,
+            summary: pd.DataFrame) -> str:
+    """``may be under-trained: ...`` for the conditions of ``row["_conditions"]`` still moving."""
+    conditions = row.pop("_conditions", None)
+    if moving is None:
+        return "no learning curves: training length not checked"
+    if conditions is None:
+        conditions = summary.loc[summary["dataset"] == row["dataset"], "condition"].tolist()
+    reasons = [moving[(row["dataset"], c)] for c in conditions if (row["dataset"], c) in moving]
+    return "may be under-trained: " + "; ".join(reasons) if reasons else ""
+
+
 def _median_row(dataset: str, paper: Mapping[str, float], summary: pd.DataFrame,
-                metric: str) -> dict[str, str]:
+                metric: str, chance: Mapping[tuple[str, str], str]) -> dict[str, Any]:
     ours = summary[summary["dataset"] == dataset].set_index("condition")[f"{metric}_median"]
     conditions = [c for c in paper if c in ours.index]
     row = {"claim": f"{metric} medians of {', '.join(paper)}", "dataset": dataset,
            "paper": ", ".join(format_number(paper[c], 2) for c in paper),
-           "ours": ", ".join(format_number(ours.get(c, np.nan)) for c in paper)}
+           "ours": ", ".join(format_number(ours.get(c, np.nan)) for c in paper),
+           "_conditions": list(paper)}
     if any(np.isnan(ours[c]) for c in conditions) or len(conditions) < len(paper):
         return {**row, "verdict": VERDICTS[3], "why": "a condition has no ok runs"}
+    both_chance = [c for c in conditions if (dataset, c) in chance]
     claims = [(a, b) for i, a in enumerate(conditions) for b in conditions[i + 1:]
               if abs(paper[a] - paper[b]) >= MEDIAN_GAP]
+    testable = [(a, b) for a, b in claims if not (a in both_chance and b in both_chance)]
+    if claims and not testable or not claims and len(both_chance) == len(conditions):
+        return {**row, "verdict": VERDICTS[3],
+                "why": "not segmented: " + "; ".join(chance[(dataset, c)] for c in both_chance)}
     if not claims:  # the paper's medians are about equal: so should ours be
         spread = float(ours[conditions].max() - ours[conditions].min())
         verdict = VERDICTS[0] if spread < MEDIAN_GAP else VERDICTS[2]
         return {**row, "verdict": verdict,
                 "why": f"paper medians all within {MEDIAN_GAP}; ours span "
                        f"{format_number(spread)}"}
-    flipped = [f"{a} {'>' if ours[a] > ours[b] else '<='} {b}" for a, b in claims
-               if (ours[a] > ours[b]) != (paper[a] > paper[b])]
-    if flipped:
-        return {**row, "verdict": "not reproduced",
-                "why": f"order differs: ours {'; '.join(flipped)}"}
-    return {**row, "verdict": "reproduced",
-            "why": f"same order of the {len(claims)} pair(s) whose paper medians differ by >= "
-                   f"{MEDIAN_GAP} (levels are not compared)"}
+    tied = [f"{a} = {b}" for a, b in testable if ours[a] == ours[b]]
+    flipped = [f"{a} {'>' if ours[a] > ours[b] else '<'} {b}" for a, b in testable
+               if ours[a] != ours[b] and (ours[a] > ours[b]) != (paper[a] > paper[b])]
+    if tied or flipped:
+        return {**row, "verdict": VERDICTS[2],
+                "why": "; ".join([*(f"tied: ours {t}" for t in tied),
+                                  *(f"order differs: ours {f}" for f in flipped)])}
+    skipped = len(claims) - len(testable)
+    return {**row, "verdict": VERDICTS[0],
+            "why": f"same strict order of the {len(testable)} pair(s) whose paper medians differ "
+                   f"by >= {MEDIAN_GAP} (levels are not compared)"
+                   + (f"; {skipped} pair(s) of unsegmented conditions left out" if skipped
+                      else "")}
 
 
-def _test_rows(family: pd.DataFrame, medians: Mapping[str, float],
-               results: pd.DataFrame) -> list[dict[str, str]]:
+def _test_rows(family: pd.DataFrame, medians: Mapping[str, float], results: pd.DataFrame,
+               chance: Mapping[tuple[str, str], str],
+               summary: pd.DataFrame) -> list[dict[str, Any]]:
     correction = family["correction"].iloc[0]
     paper_adjusted = adjust(family["paper_p"].to_numpy(dtype=float), correction)
     rows = []
@@ -104,11 +251,20 @@ def _test_rows(family: pd.DataFrame, medians: Mapping[str, float],
         paper_significant = bool(paper_p <= alpha)
         claim = (r["comparison"] if r["comparison"].startswith(f"{r['test']}:")
                  else f"{r['test']}: {r['comparison']}")
-        row = {"claim": claim, "dataset": r["dataset"],
+        sides = _sides(r) if r["kind"] == "wilcoxon" else None
+        involved = list(sides) if sides else summary.loc[
+            summary["dataset"] == r["dataset"], "condition"].tolist()
+        row = {"claim": claim, "dataset": r["dataset"], "_conditions": involved,
                "paper": _paper_text(r["paper_p"], paper_p, correction, paper_sign, r)}
         if r["note"] or np.isnan(r["p_value"]):
             rows.append({**row, "ours": "not computed", "verdict": VERDICTS[3],
                          "why": r["note"] or "no p-value"})
+            continue
+        unsegmented = [chance[(r["dataset"], c)] for c in involved if (r["dataset"], c) in chance]
+        if involved and len(unsegmented) == len(involved):
+            rows.append({**row, "ours": f"p = {format_p(r['p_value'])}, n = {int(r['n'])}",
+                         "verdict": VERDICTS[3],
+                         "why": "not segmented: " + "; ".join(unsegmented)})
             continue
         ours_sign = float(np.sign(r["median_difference"]))
         ours_significant = bool(r["reject"])

@@ -11,7 +11,14 @@ import numpy as np
 import pandas as pd
 
 from analysis import figures
-from analysis.findings import VERDICTS, findings_table
+from analysis.curves import load_histories, median_curves
+from analysis.findings import (
+    MEDIAN_GAP,
+    VERDICTS,
+    findings_table,
+    report_rules,
+    still_moving,
+)
 from analysis.formatting import format_number, format_p
 from analysis.results import load_results, ordered, parameter_columns, status_counts
 from analysis.sequential_report import sequential_section, summarise_sequential
@@ -66,7 +73,11 @@ def write_report(
     shown_summary = summary_display(summary, main_metric, paper_medians)
     shown_other = summary_display(summary, other_metrics) if other_metrics else None
     shown_tests = tests_display(tests, with_paper=bool((paper or {}).get("p_values")))
-    findings = findings_table(spec, tests, summary, stop, df)
+    histories = load_histories(df, results_dir)
+    curves = median_curves(histories, datasets, conditions)
+    claim_curves = median_curves(histories, datasets, conditions, up_to_claims=True)
+    findings = findings_table(spec, tests, summary, stop, df,
+                              curves=None if histories.empty else claim_curves)
     sequential = None  # computed (and checked) before anything is written
     if spec.get("sequential") is not None:
         sequential = summarise_sequential(spec, df, datasets, conditions)
@@ -91,6 +102,11 @@ def write_report(
     written["summary_tex"].write_text(summary_tex)
     written["tests_tex"].write_text(latex_table(shown_tests, f"{title}: tests", "tab:tests"))
     baselines = {d: trivial_baseline(df, d) for d in datasets}
+    if not histories.empty:
+        written["curves_csv"] = out / "curves.csv"
+        curves.to_csv(written["curves_csv"], index=False)
+        written["learning_curves"] = figures.learning_curves(
+            histories, curves, datasets, conditions, out / "learning_curves.png", baselines)
     for metric in BOXPLOT_METRICS:
         if metric in df.columns and np.isfinite(pd.to_numeric(df[metric], errors="coerce")).any():
             written[f"boxplot_{metric}"] = figures.boxplot(
@@ -116,7 +132,8 @@ def write_report(
     mask_lines = _mask_figures(df, datasets, conditions, results_dir, out, written)
     sections = [
         _header(spec, title),
-        _findings_section(findings),
+        _findings_section(findings, report_rules(spec)),
+        _curves_section(histories, curves, claim_curves, report_rules(spec), written),
         _what_was_run(spec, datasets, conditions, df),
         _runs(df, datasets, conditions),
         _summary_section(shown_summary, shown_other),
@@ -132,18 +149,74 @@ def write_report(
     return written
 
 
-def _findings_section(findings: pd.DataFrame) -> str:
+def _findings_section(findings: pd.DataFrame, rules: Mapping[str, Any]) -> str:
     head = "## Findings: the paper's claims and ours\n\n"
     if findings.empty:
         return head + "The spec has no `paper:` block, so there is nothing to compare.\n"
+    moving = rules["under_trained"]
     return head + "\n".join([
         "One row per claim of the spec's `paper:` block. Verdicts: "
-        + "; ".join(f"*{v}*" for v in VERDICTS) + " (defined in `analysis/findings.py`: the "
-        "same test decision at the spec's alpha and correction, and the same direction where the "
-        "paper finds a difference; medians rows compare the order of conditions, not levels).",
+        + "; ".join(f"*{v}*" for v in VERDICTS) + ". The rules (each defined once, in "
+        "`analysis/findings.py`; thresholds from the spec's `report:` block):",
+        "",
+        "- *reproduced*: the same test decision at the spec's alpha and correction, and the same "
+        "direction where the paper finds a difference; a medians row needs the same strict order "
+        f"of every two conditions whose paper medians differ by at least {MEDIAN_GAP} (ties are "
+        "no order; levels are not compared).",
+        "- *direction only*: the paper's difference, our direction, not significant.",
+        "- *not reproduced*: the other direction, tied medians, or a difference the paper does "
+        "not find.",
+        "- *not testable at this scale*: not computable; or no p-value attainable with this many "
+        "seeds is below alpha; or every condition of the claim has not segmented: its median "
+        "FG-ARI is at most the trivial segmentation's (all foreground in one segment) plus "
+        f"`report.chance_margin` = {rules['chance_margin']:g}"
+        + ("; or the profile declares `report.verdicts: false` (its numbers mean nothing)."
+           if not rules["verdicts"] else "."),
+        f"- caveat *may be under-trained*: a condition of the claim whose median FG-ARI moved by "
+        f"more than {moving['fg_ari']:g}, or median monitored MSE by more than "
+        f"{moving['mse_relative']:.0%}, between its last check and the check {moving['checks']} "
+        "before it (`report.under_trained`), on the runs' curves up to the step their metrics "
+        "come from; also when it has too few checks to tell.",
         "",
         markdown_table(findings),
     ])
+
+
+def _curves_section(histories: pd.DataFrame, curves: pd.DataFrame, claim_curves: pd.DataFrame,
+                    rules: Mapping[str, Any], written: Mapping[str, Path]) -> str:
+    head = "## Learning curves\n\n"
+    if histories.empty:
+        return head + "No run folder with a `history.csv` was found: no curves.\n"
+    moving = still_moving(claim_curves, rules["under_trained"])
+    states = histories.drop_duplicates(["dataset", "condition", "seed"])["state"].value_counts()
+    lines = [
+        f"![learning curves]({written['learning_curves'].name})",
+        "",
+        "Runs drawn: " + ", ".join(f"{n} {state}" for state, n in states.items())
+        + ". The medians are over the finished ok runs (a run that stopped earlier keeps its "
+        "last value); all checks are in `curves.csv`.",
+        "",
+        "Still moving at the end (may be under-trained): "
+        + ("; ".join(f"{d}: {why}" for (d, _), why in moving.items()) if moving else "none")
+        + ".",
+        "",
+    ]
+    for dataset, rows in curves.groupby("dataset", sort=False):
+        table = rows.pivot_table(index="step", columns="condition", values="fg_ari_median",
+                                 sort=False)
+        mse = rows.pivot_table(index="step", columns="condition", values="mse_median",
+                               sort=False)
+        steps = table.index.to_numpy()
+        keep = steps[np.unique(np.linspace(0, len(steps) - 1, min(len(steps), 10)).round()
+                               .astype(int))]
+        shown = pd.DataFrame({"step": [f"{int(s):,}" for s in keep]})
+        for condition in table.columns:
+            shown[f"{condition} FG-ARI"] = [format_number(table.loc[s, condition]) for s in keep]
+            shown[f"{condition} MSE"] = [f"{mse.loc[s, condition]:.4g}" for s in keep]
+        lines += [f"Medians at the checks, {dataset}"
+                  + (f" ({len(keep)} of {len(steps)} checks)" if len(keep) < len(steps) else "")
+                  + ":", "", markdown_table(shown)]
+    return head + "\n".join(lines)
 
 
 def _file_key(kind: str, *parts: str) -> str:

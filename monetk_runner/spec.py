@@ -39,6 +39,8 @@ SPEC_KEYS = {
     "tests": "statistical tests (the analysis package)",
     "paper": "the paper's reported numbers (the analysis package)",
     "sequential": "train seeds in waves until the listed tests decide (analysis.sequential_design)",
+    "report": "thresholds of the report's rules: chance_margin, under_trained, verdicts "
+              "(analysis.findings)",
     "profiles": "profile name -> overrides of any of the keys above",
 }
 PROFILE_KEYS = tuple(k for k in SPEC_KEYS if k not in ("extends", "profiles"))
@@ -551,6 +553,7 @@ def _check_tests(spec: Spec) -> list[str]:
     """Problems of ``tests``, ``paper`` and ``sequential``, found by the analysis package, located
     in their file."""
     from analysis import validate_tests
+    from analysis.findings import validate_report
     from analysis.sequential_design import validate_sequential
 
     content = spec.content
@@ -562,9 +565,11 @@ def _check_tests(spec: Spec) -> list[str]:
     )
     messages += validate_sequential(content.get("sequential"), content.get("tests"),
                                     len(spec.seeds))
+    messages += validate_report(content.get("report"))
     located = []
     for message in messages:
-        section = next((key for key in ("paper", "sequential") if message.startswith(key)),
+        section = next((key for key in ("paper", "sequential", "report")
+                        if message.startswith(key)),
                        "tests")
         file, in_file = spec.origins.origin((section,))
         prefix = format_path(in_file[:-1]) + "." if in_file[:-1] else ""

@@ -122,3 +122,58 @@ def test_table_1_row_without_a_continued_run_is_not_testable():
                            stop_effect_table(df, ["d"], ["A", "B"]), df).to_dict("records")
     assert row["verdict"] == "not testable at this scale"
     assert "largest |difference| 2.0e-03" in row["paper"]
+
+
+def _with_trivial(values, trivial=0.0):
+    df = _results(values)
+    df["fg_ari_trivial"] = trivial
+    return df
+
+
+def _medians_spec(medians):
+    return {"tests": [], "paper": {"medians": {"d": medians}}}
+
+
+def test_tied_medians_are_not_the_papers_order():
+    # ours 0.223, 0.223, 0.323 against the paper's 0.34, 0.68, 0.69 (a smoke report, issue 29):
+    # A < B is claimed (0.34 vs 0.68) and ours are tied.
+    df = _with_trivial({"A": [0.223] * 3, "B": [0.223] * 3, "C": [0.323] * 3})
+    [row] = _findings(_medians_spec({"A": 0.34, "B": 0.68, "C": 0.69}), df).to_dict("records")
+    assert row["verdict"] == "not reproduced"
+    assert row["why"] == "tied: ours A = B"
+
+
+def test_a_pair_of_unsegmented_conditions_is_not_testable():
+    # Section 3.3's demo: MSE+M at FG-ARI 0, MW+M at 0.038; the trivial segmentation scores 0 on
+    # scenes of 2-3 objects, so both are within the default margin 0.1 of it.
+    a = np.linspace(0.0, 0.01, 8)
+    df = _with_trivial({"A": a, "B": a + 0.03 + np.arange(8) / 1000})
+    spec = _pair_spec([0.0])
+    spec["paper"]["medians"]["d"] = {"A": 0.39, "B": 0.76}
+    medians, row = _findings(spec, df).to_dict("records")
+    assert row["verdict"] == medians["verdict"] == "not testable at this scale"
+    assert row["why"].startswith("not segmented: A FG-ARI 0.00500 <= trivial 0 + margin 0.1; B")
+    # with a margin of 0.02 B has segmented: the same data decide the claim (all 8 pairs B > A)
+    spec["report"] = {"chance_margin": 0.02}
+    medians, row = _findings(spec, df).to_dict("records")
+    assert row["verdict"] == medians["verdict"] == "reproduced"
+
+
+def test_a_segmenting_pair_is_reproduced_and_one_side_at_chance_still_counts():
+    a = np.linspace(0.6, 0.7, 8)
+    spec = _pair_spec([0.0])
+    segmenting = _with_trivial({"A": a, "B": a - 0.3})
+    assert [r["verdict"] for r in _findings(spec, segmenting).to_dict("records")] == [
+        "reproduced", "reproduced"]
+    # B at chance, A segmenting: the paper's NLL+M vs IR+M claim is exactly this; testable
+    one_side = _with_trivial({"A": a, "B": a - 0.62})
+    assert [r["verdict"] for r in _findings(spec, one_side).to_dict("records")] == [
+        "reproduced", "reproduced"]
+
+
+def test_a_profile_without_verdicts_calls_nothing_reproduced():
+    a = np.linspace(0.6, 0.7, 8)
+    spec = {**_pair_spec([0.0]), "report": {"verdicts": False}}
+    rows = _findings(spec, _with_trivial({"A": a, "B": a - 0.3})).to_dict("records")
+    assert {r["verdict"] for r in rows} == {"not testable at this scale"}
+    assert all("numbers mean nothing" in r["why"] for r in rows)
