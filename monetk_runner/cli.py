@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from monetk_runner.collect import results_table, write_results
-from monetk_runner.datafiles import data_problems
+from monetk_runner.datafiles import data_files, data_problems, describe
 from monetk_runner.executors import (
     InProcess,
     RayCluster,
@@ -255,7 +255,7 @@ def main(
     print(f"{spec.name}: {spec.content.get('title', '')} (profile: {spec.profile or 'none'})")
     if args.dry_run:
         print(table(plan(spec.name, needed_runs(spec, selected, store), store)))
-        return 0
+        return _dry_run_data(selected, args.spec, spec)
     if args.estimate:
         return _estimate(spec, runs, selected, store, args)
     problem = _out_problem(Path(args.out))
@@ -263,7 +263,7 @@ def main(
         print(f"--out: {problem}; nothing was run or written.", file=sys.stderr)
         return 2
     if not args.report_only:
-        problems = data_problems(run.config for run in selected)
+        problems = data_problems(data_files(selected), args.spec, spec)
         if problems:
             print("\n".join(problems), file=sys.stderr)
             print("The data files cannot be read; nothing was run or written.", file=sys.stderr)
@@ -328,6 +328,20 @@ def _estimate(spec: Spec, runs: list, selected: list, store: RunStore,
                                    states, observed=plan(spec.name, runs, store),
                                    sequential_needed=needed, sequential_forecast=forecast)))
     return 0
+
+
+def _dry_run_data(selected: list, spec_arg: str, spec: Spec) -> int:
+    """``--dry-run``'s data lines: each dataset's file state; 2 if a run could not start."""
+    files = data_files(selected)
+    print("\n".join(describe(files)))
+    problems = data_problems(files, spec_arg, spec)
+    if not problems:
+        return 0
+    blocked = sum(f.runs for f in files if f.problem)
+    print("\n".join(problems), file=sys.stderr)
+    print(f"{blocked} of the {len(selected)} selected runs could not start: their data files "
+          "cannot be read (nothing was written).", file=sys.stderr)
+    return 2
 
 
 def _trains(runs: list) -> Callable[[Planned], bool]:

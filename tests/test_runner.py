@@ -264,14 +264,16 @@ def test_smoke_spec_trains_every_run_once_and_a_second_invocation_trains_nothing
     assert "All 8 selected runs are complete; nothing to train." in capsys.readouterr().out
 
 
-def test_dry_run_prints_one_line_per_run_and_writes_nothing(tmp_path, capsys):
+def test_dry_run_prints_one_line_per_run_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no data/ here: the paper's files are missing
     out = tmp_path / "out"
-    assert main([str(SPECS / "section3_3.yaml"), "--dry-run", "--out", str(out)]) == 0
+    assert main([str(SPECS / "section3_3.yaml"), "--dry-run", "--out", str(out)]) == 2
     lines = capsys.readouterr().out.splitlines()
     rows = [line for line in lines if line.startswith(("multi_dsprites ", "objects_room "))]
     assert len(rows) == 600
     assert all(line.split()[4] == "todo" for line in rows)
-    assert lines[-1].startswith("600 runs (600 distinct): 0 done, 0 failed, 0 partial, 600 todo")
+    assert lines[-4].startswith("600 runs (600 distinct): 0 done, 0 failed, 0 partial, 600 todo")
+    assert lines[-3] == "Data files:" and all(" missing " in line for line in lines[-2:])
     assert not out.exists()
 
 
