@@ -1,5 +1,6 @@
 """monetk: MONet (Burgess et al. 2019) in Keras 3 on the PyTorch backend, with every loss of the
-ablation study of Komatsu, Ohmura and Kuniyoshi (``shared/paper/ablation-monet.txt``)."""
+ablation study of Komatsu, Ohmura and Kuniyoshi, "Ablation Study to Clarify the Mechanism of
+Object Segmentation in Multi-Object Representation Learning" (``docs/references.md``)."""
 
 from monetk.backend import ensure_torch_backend
 

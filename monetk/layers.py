@@ -2,11 +2,11 @@
 torch operations.
 
 Why not stock Keras layers: the attention U-Net runs K-1 times per step and each stock layer call
-costs ~0.1-0.3 ms of host overhead (``shared/notes/keras-monet-overhead.md``): ~130 calls per
-forward
-made the step 1.5x slower than plain PyTorch at small batch. Here each network is one Keras layer
-(weights tracked, saved and optimised by Keras) whose ``call`` is a handful of torch kernels on
-NCHW tensors in the channels-last memory format, and the whole forward can be ``torch.compile``-d.
+costs ~0.1-0.3 ms of host overhead (measured; ``docs/monet_reference.md``, "Keras 3 on
+PyTorch"): ~130 calls per forward made the step 1.5x slower than plain PyTorch at small batch.
+Here each network is one Keras layer (weights tracked, saved and optimised by Keras) whose
+``call`` is a handful of torch kernels on NCHW tensors in the channels-last memory format, and
+the whole forward can be ``torch.compile``-d.
 
 Convolution kernels are stored ``[out, kh, kw, in]``: permuted (a view) to torch's
 ``[out, in, kh, kw]`` they are in the channels-last memory format the convolutions run in, so no

@@ -1,4 +1,5 @@
-"""The losses of the MONet ablation study (``shared/paper/ablation-monet.txt``, Eqs. 2-10).
+"""The losses of the MONet ablation study (Komatsu, Ohmura and Kuniyoshi, Eqs. 2-10; see
+``docs/references.md``).
 
 Pure functions on torch tensors, vectorised and free of host syncs. Layout:
 ``x`` ``[B, C, H, W]``; ``x_k`` ``[B, K, C, H, W]``; ``log_m`` and ``mask_logits``

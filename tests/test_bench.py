@@ -38,14 +38,14 @@ def demo():
 
 def test_twin_has_the_demo_parameter_count(demo):
     model, twin, _ = demo
-    # 161,517: the count of the pilot's demo model (shared/notes/keras-monet-overhead.md).
+    # 161,517: the count of the pilot's demo model (docs/monet_reference.md).
     assert model.count_params() == 161_517
     assert sum(p.numel() for p in twin.parameters()) == 161_517
 
 
 def test_twin_has_the_paper_parameter_count():
-    # 974,085: the paper-style model counted from the layer specs (shared/notes/monet-reference.md
-    # section 1.7: pad-1 encoder, 4x32 decoder, 1-channel U-Net head).
+    # 974,085: the paper-style model counted from the layer specs (docs/monet_reference.md,
+    # "Parameter counts": pad-1 encoder, 4x32 decoder, 1-channel U-Net head).
     twin = TorchMONet()
     assert sum(p.numel() for p in twin.parameters()) == 974_085
 

@@ -22,7 +22,7 @@ def test_unet_parameter_count_matches_hand_derivation():
     # Up path: inputs are concat(h, skip): 64+64, 64+64, 64+64, 32+32, 32+32 -> 64, 64, 32, 32, 32.
     up = 9 * (128 * 64 + 128 * 64 + 128 * 32 + 64 * 32 + 64 * 32) + 2 * (64 + 64 + 32 + 32 + 32)
     head = 32 + 1
-    assert down + mlp + up + head == 604_513  # the figure in shared/notes/monet-reference.md
+    assert down + mlp + up + head == 604_513  # docs/monet_reference.md
     assert count(AttentionUNet(64)) == 604_513
 
 

@@ -1,12 +1,12 @@
 """monetk's losses, model and stopping rule against the paper's equations as printed.
 
-Every expected value here is computed from ``shared/paper/ablation-monet.txt`` directly: closed
-forms worked on paper for a 2x2 image with K = 2, and plain-Python loops over the I = H*W*C
-elements written from the printed equations (``math`` only, no monetk code and no torch
-reductions). They would catch a misreading of the paper, not only a change of monetk's code:
-mixing Eq. 2 per pixel instead of per element, dividing Eq. 10's pixel sum by I, a wrong sigma for
-a slot, a mask paired with another slot's component, the encoder fed m_k instead of log m_k, an
-IR sigma that ignores its setting, ``>=`` for the rule's ``>``.
+Every expected value here is computed from the paper (Komatsu, Ohmura and Kuniyoshi;
+``docs/references.md``) directly: closed forms worked on paper for a 2x2 image with K = 2, and
+plain-Python loops over the I = H*W*C elements written from the printed equations (``math`` only,
+no monetk code and no torch reductions). They would catch a misreading of the paper, not only a
+change of monetk's code: mixing Eq. 2 per pixel instead of per element, dividing Eq. 10's pixel
+sum by I, a wrong sigma for a slot, a mask paired with another slot's component, the encoder fed
+m_k instead of log m_k, an IR sigma that ignores its setting, ``>=`` for the rule's ``>``.
 """
 
 import itertools
