@@ -120,3 +120,22 @@ def test_the_readme_smoke_command_writes_a_report(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "(8 ok, 0 failed, 0 missing)" in done.stdout
     assert (tmp_path / "out" / "section3_2" / "report" / "report.md").is_file()
+
+
+def test_the_quick_start_shows_the_fetch_command_and_the_three_profiles():
+    from monetk.data.__main__ import build_parser as data_parser
+
+    run = README.split("## Run", 1)[1].split("\n## ", 1)[0]
+    quick_start = run.split("### Paper scale", 1)[0]
+    fetches = [shlex.split(line.split("#")[0])[3:] for block in fenced("bash")
+               for line in block.splitlines() if line.startswith("python -m monetk.data ")]
+    assert fetches and all(data_parser().parse_args(argv).command == "fetch" for argv in fetches)
+    assert "python -m monetk.data fetch multi_dsprites objects_room" in quick_start
+    assert "python -m monetk.data fetch multi_dsprites objects_room" in run.split(
+        "### Paper scale", 1)[1]
+    assert "gsutil" not in README
+    commands = [shlex.split(line.split("#")[0]) for block in re.findall(
+        r"```bash\n(.*?)```", quick_start, flags=re.S) for line in block.splitlines()]
+    profiles = {build_parser().parse_args(c[2:]).profile for c in commands
+                if c[:3] == ["python", "runner.py", "specs/section3_3.yaml"]}
+    assert profiles == {"smoke", "demo", None}  # None: the default, paper

@@ -3,6 +3,7 @@
 
 - :mod:`~monetk.data.tfrecord`: TFRecord / ``tf.train.Example`` reading and writing, no TensorFlow.
 - :mod:`~monetk.data.deepmind`: DeepMind's Multi-dSprites and Objects Room records.
+- :mod:`~monetk.data.fetch`: ``python -m monetk.data fetch``, the download of DeepMind's files.
 - :mod:`~monetk.data.multi_dsprites`: the built-in Multi-dSprites-like generator.
 - :mod:`~monetk.data.cache`: converted-once, memory-mapped uint8 caches.
 - :mod:`~monetk.data.splits`: a run's training / monitoring / evaluation images.
