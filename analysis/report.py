@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -50,8 +52,10 @@ def write_report(
 
     ``results_dir`` is the folder that ``run_dir`` entries are relative to (default: the folder of
     results.csv); without it the attention-mask figures are skipped. Everything is computed before
-    ``out_dir`` is created, so an invalid spec or results table (ValueError) writes nothing; a
-    comparison that cannot be computed is marked in the report instead.
+    anything is written, so an invalid spec or results table (ValueError) writes nothing; a
+    comparison that cannot be computed is marked in the report instead. The report is written
+    into a new folder that then replaces ``out_dir`` whole (an earlier report or an empty folder;
+    any other non-empty folder is refused), so no file of an earlier report survives.
     """
     df = load_results(results)
     if results_dir is None and not isinstance(results, pd.DataFrame):
@@ -85,8 +89,13 @@ def write_report(
     summary_tex = latex_table(shown_summary, f"{title}: FG-ARI per condition", "tab:summary")
     if shown_other is not None:
         summary_tex += latex_table(shown_other, f"{title}: other metrics", "tab:summary-other")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    final = Path(out_dir)
+    if final.exists() and any(final.iterdir()) and not (final / "report.md").is_file():
+        raise ValueError(f"{final}: not empty and not a report folder (no report.md); the report "
+                         "replaces its folder whole, so give a new or empty folder")
+    out = final.parent / f".{final.name}.writing-{os.getpid()}"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
     written = {
         "summary_csv": out / "summary.csv",
         "tests_csv": out / "tests.csv",
@@ -131,7 +140,7 @@ def write_report(
         written.update(figures_written)
     mask_lines = _mask_figures(df, datasets, conditions, results_dir, out, written)
     sections = [
-        _header(spec, title),
+        _header(spec, title, df, datasets),
         _findings_section(findings, report_rules(spec)),
         _curves_section(histories, curves, claim_curves, report_rules(spec), written),
         _what_was_run(spec, datasets, conditions, df),
@@ -146,7 +155,19 @@ def write_report(
     ]
     written["report"] = out / "report.md"
     written["report"].write_text("\n".join(sections))
-    return written
+    _replace_folder(out, final)
+    return {key: final / path.name for key, path in written.items()}
+
+
+def _replace_folder(new: Path, final: Path) -> None:
+    """Put the folder ``new`` at ``final`` (an earlier report, or empty), so that no file of an
+    earlier report survives: the old folder is renamed aside first and removed after ``new`` is in
+    place."""
+    old = final.parent / f".{final.name}.old-{os.getpid()}"
+    if final.exists():
+        os.replace(final, old)
+    os.replace(new, final)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _findings_section(findings: pd.DataFrame, rules: Mapping[str, Any]) -> str:
@@ -241,18 +262,77 @@ def _cd_figures(posthoc: pd.DataFrame, out: Path, written: dict[str, Path]) -> N
         )  # fmt: skip
 
 
-def _header(spec: Mapping[str, Any], title: str) -> str:
+def _header(spec: Mapping[str, Any], title: str, df: pd.DataFrame,
+            datasets: list[str]) -> str:
+    """What ran, read from the runs (results.csv's settings and machine columns) and the command
+    the runner recorded; then the profile's own description, as its author's intent."""
     profile = spec.get("profile")
-    description = spec.get("profile_description") or ""
-    lines = [f"# {title}", "", f"Spec `{spec.get('name', '?')}`, profile `{profile or 'none'}`."]
-    if profile == "paper":
-        lines.append("This profile runs the paper's settings.")
+    lines = [f"# {title}", "", f"Spec `{spec.get('name', '?')}`, profile `{profile or 'none'}`"
+             + (" (the paper's settings)." if profile == "paper" else
+                " (not the paper's settings).")]
+    if spec.get("command"):
+        overrides = spec.get("overrides") or []
+        lines += ["", f"Command: `{spec['command']}`; overrides of the spec: "
+                  + (", ".join(f"`{o}`" for o in overrides) if overrides else "none") + "."]
+    ran = df[df["status"].isin(["ok", "failed"])]
+    if ran.empty:
+        lines += ["", "No run has finished: nothing is known of what ran."]
     else:
-        lines.append(
-            "**Deviations from the paper** (this profile is not `paper`): "
-            + (description or "the profile gives no description.")
-        )
+        rows = [_ran_row(d, ran[ran["dataset"] == d]) for d in datasets
+                if (ran["dataset"] == d).any()]
+        lines += ["", "What ran (from the finished runs' records):", "",
+                  markdown_table(pd.DataFrame(rows)).rstrip(), "",
+                  "Software and machines: " + _distinct(ran, "monetk", "monetk ") + "; "
+                  + _distinct(ran, "machine") + "; " + _distinct(ran, "threads", "threads: ")
+                  + "; " + _distinct(ran, "cpu_kernels", "torch CPU kernels: ") + "."]
+    description = spec.get("profile_description")
+    if description:
+        lines += ["", f"The profile's description (its author's intent): {description}"]
     return "\n".join(lines) + "\n"
+
+
+def _ran_row(dataset: str, runs: pd.DataFrame) -> dict[str, str]:
+    """One dataset's effective settings over its finished runs (a range where they differ)."""
+    def values(column: str) -> str:
+        if column not in runs.columns:
+            return "not recorded"
+        found = list(dict.fromkeys(str(v) for v in runs[column] if not pd.isna(v)))
+        return " / ".join(found) if found else "not recorded"
+
+    steps = pd.to_numeric(runs.get("steps"), errors="coerce").dropna()
+    reached = (f"{int(steps.min()):,}" + (f"-{int(steps.max()):,}" if steps.max() > steps.min()
+                                          else "")) if len(steps) else "?"
+    seeds = sorted(int(s) for s in runs["seed"].unique())
+    return {"dataset": dataset, "image": values("config.image_size") + " px",
+            "K": values("config.num_slots"),
+            "steps (max; reached)": f"{values('config.max_steps')}; {reached}",
+            "batch": values("config.batch_size"),
+            "optimiser (lr)": f"{values('config.optimizer')} ({values('config.learning_rate')})",
+            "objects": f"{values('config.min_objects')}-{values('config.max_objects')}",
+            "eval images": values("config.num_eval"),
+            "data": values("config.data_source") + (
+                f" ({values('config.data_path')})"
+                if values("config.data_path") not in ("not recorded", "nan") else ""),
+            "seeds": f"{_seed_ranges(seeds)} ({len(seeds)})"}
+
+
+def _seed_ranges(seeds: list[int]) -> str:
+    parts, start = [], None
+    for i, seed in enumerate(seeds):
+        start = seed if start is None else start
+        if i + 1 == len(seeds) or seeds[i + 1] != seed + 1:
+            parts.append(f"{start}-{seed}" if seed > start else f"{seed}")
+            start = None
+    return ",".join(parts)
+
+
+def _distinct(runs: pd.DataFrame, column: str, prefix: str = "") -> str:
+    if column not in runs.columns or runs[column].isna().all():
+        return f"{prefix}not recorded"
+    counts = runs[column].dropna().astype(str).value_counts()
+    if len(counts) == 1:
+        return f"{prefix}{counts.index[0]}"
+    return prefix + ", ".join(f"{value} ({n} runs)" for value, n in counts.items())
 
 
 def _what_was_run(

@@ -222,6 +222,7 @@ def run_experiment(config: dict[str, Any], run_dir: str | Path,
         "versions": versions(), "numerics": monetk.NUMERICS_VERSION,
         "resumed_from": None if state is None else state["step"], "set_aside": set_aside,
         "machine": machine(model), "threads": torch.get_num_threads(),
+        "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
     }
     nan_reason = (nan_guard.reason or _nan_in_history(history.rows)
                   or non_finite_weights(model, f"after step {steps}"))

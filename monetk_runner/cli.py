@@ -30,6 +30,7 @@ from monetk_runner.executors import (
     visible_gpus,
 )
 from monetk_runner.expand import MAX_RUNS, load_runs, select
+from monetk_runner.folder import Made, conflict, record, recorded
 from monetk_runner.plan import UNFINISHED, Planned, plan, summary, table, to_train
 from monetk_runner.progress import RunBoard
 from monetk_runner.spec import Spec, SpecError
@@ -262,14 +263,27 @@ def main(
     if problem is not None:
         print(f"--out: {problem}; nothing was run or written.", file=sys.stderr)
         return 2
+    spec_dir = store.out / spec.name
+    made, before = Made.of(args.spec, spec.profile, args.sets), recorded(spec_dir)
+    if (before is not None and args.report_only and not args.sets
+            and args.profile in (None, before.profile) and before.spec_file == made.spec_file
+            and before != made):
+        spec, runs = load_runs(args.spec, before.profile, list(before.sets), args.max_runs)
+        selected = select(runs, spec, args.seeds, args.datasets, args.conditions)
+        made = before
+        print(f"--report-only: the folder's profile and overrides ({before.describe()})")
+    problem = None if before is None else conflict(spec_dir, before, made)
+    if problem is not None:
+        print(f"{problem}; nothing was run or written.", file=sys.stderr)
+        return 2
     if not args.report_only:
         problems = data_problems(data_files(selected), args.spec, spec)
         if problems:
             print("\n".join(problems), file=sys.stderr)
             print("The data files cannot be read; nothing was run or written.", file=sys.stderr)
             return 2
-    spec_dir = store.out / spec.name
     atomic_write_text(spec_dir / "spec.yaml", _snapshot(spec, argv))
+    record(spec_dir, made)
     failed = busy = 0
     if not args.report_only:
         on_sigterm = signal.signal(signal.SIGTERM, _interrupt)
@@ -291,7 +305,8 @@ def main(
     failed = max(failed, int((results["status"] == "failed").sum()))
     try:
         (report or _write_report)(
-            spec.as_dict(), results, spec_dir / "report", results_dir=spec_dir
+            {**spec.as_dict(), "command": _command(argv), "overrides": list(made.sets)},
+            results, spec_dir / "report", results_dir=spec_dir,
         )
     except Exception as error:  # the results are written; say why the report is not
         print(f"Report failed: {type(error).__name__}: {error}", file=sys.stderr)
@@ -458,9 +473,12 @@ def _counts(results) -> str:
     return ", ".join(f"{counts.get(s, 0)} {s}" for s in ("ok", "failed", "missing"))
 
 
+def _command(argv: Sequence[str] | None) -> str:
+    return shlex.join(["python", "runner.py", *(sys.argv[1:] if argv is None else argv)])
+
+
 def _snapshot(spec: Spec, argv: Sequence[str] | None) -> str:
-    command = shlex.join(["python", "runner.py", *(sys.argv[1:] if argv is None else argv)])
-    return f"# {command}\n" + yaml.safe_dump(spec.as_dict(), sort_keys=False)
+    return f"# {_command(argv)}\n" + yaml.safe_dump(spec.as_dict(), sort_keys=False)
 
 
 def _write_report(spec: dict, results, report_dir: Path, results_dir: Path) -> object:

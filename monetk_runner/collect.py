@@ -5,7 +5,10 @@ step, a continued run's metrics after ``train.max_steps`` (``<metric>_full``), w
 folder (relative to results.csv), then one column per condition parameter (the loss names, beta,
 gamma, sigmas as ``"0.11,0.09"``, and any other value a condition sets, named by its last key),
 then any further metrics, and :data:`TRAILING`: ``run_id``, ``reason``, ``device``, the monetk
-version and numerics version, the machine and thread count that trained the run.
+version and numerics version, the machine, thread count and torch's CPU kernel level (``AVX2``,
+``AVX512``: a seed's metrics move between them) that trained the run; last :data:`SETTINGS`, the
+run's effective scale (``config.image_size``, ``config.num_slots``, ...), from which the report's
+header says what ran.
 
 One rule for every spec: the metric columns are the values at the moment the stopping rule ended
 the run (the paper's "metrics at the end of training"), or at ``max_steps`` when it never fired. A
@@ -52,7 +55,22 @@ STANDARD_PARAMETERS = {
     "gamma": ("loss", "gamma"),
     "sigmas": ("loss", "sigmas"),
 }
-TRAILING = ("run_id", "reason", "device", "monetk", "numerics", "machine", "threads")
+TRAILING = ("run_id", "reason", "device", "monetk", "numerics", "machine", "threads",
+            "cpu_kernels")
+#: Column -> run-config path: the settings the report's header prints per dataset.
+SETTINGS = {
+    "config.image_size": ("data", "image_size"),
+    "config.num_slots": ("model", "num_slots"),
+    "config.max_steps": ("train", "max_steps"),
+    "config.batch_size": ("train", "batch_size"),
+    "config.optimizer": ("train", "optimizer"),
+    "config.learning_rate": ("train", "learning_rate"),
+    "config.data_source": ("data", "source"),
+    "config.data_path": ("data", "path"),
+    "config.min_objects": ("data", "min_objects"),
+    "config.max_objects": ("data", "max_objects"),
+    "config.num_eval": ("data", "num_eval"),
+}
 
 
 def parameter_columns(spec: Spec) -> dict[str, tuple]:
@@ -120,6 +138,7 @@ def row(planned: Planned, parameters: Mapping[str, tuple], run_dir: str) -> dict
             numerics=result.get("numerics", 2),
             machine=result.get("machine"),
             threads=result.get("threads"),
+            cpu_kernels=result.get("cpu_kernels"),
         )
         final = result.get("final") or {}
         if result.get("continued"):
@@ -130,7 +149,7 @@ def row(planned: Planned, parameters: Mapping[str, tuple], run_dir: str) -> dict
             values.update(final)
     values["run_dir"] = run_dir
     values["run_id"] = planned.found.run_id
-    for column, path in parameters.items():
+    for column, path in {**parameters, **SETTINGS}.items():
         value = run.config
         for key in path:
             value = value[key]
@@ -146,9 +165,9 @@ def results_table(spec: Spec, planned: list[Planned], spec_dir: Path) -> pd.Data
         view = Path(p.run.dataset) / p.run.condition / f"seed-{p.run.seed}"
         exists = (spec_dir / view).is_symlink() or (spec_dir / view).is_dir()
         rows.append(row(p, parameters, view.as_posix() if exists else ""))
-    fixed = [*LEADING, *parameters, *TRAILING]
+    fixed = [*LEADING, *parameters, *TRAILING, *SETTINGS]
     extra = sorted({key for r in rows for key in r} - set(fixed))
-    return pd.DataFrame(rows, columns=[*LEADING, *parameters, *extra, *TRAILING])
+    return pd.DataFrame(rows, columns=[*LEADING, *parameters, *extra, *TRAILING, *SETTINGS])
 
 
 def write_results(table: pd.DataFrame, path: Path) -> None:
