@@ -1,7 +1,8 @@
 """Run an experiment spec: ``python runner.py specs/section3_2.yaml --profile smoke``.
 
 See ``python runner.py --help`` and :mod:`monetk_runner.cli`. ``load_spec`` gives the checked,
-resolved spec as a dict (what ``python -m analysis`` reads).
+resolved spec as a dict (what the runner writes to ``OUT/<name>/spec.yaml``, and
+``python -m analysis`` reads).
 """
 
 import sys

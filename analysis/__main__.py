@@ -1,9 +1,11 @@
-"""``python -m analysis SPEC.yaml RESULTS.csv --out DIR [--profile NAME] [--set KEY=VALUE]``.
+"""``python -m analysis OUT/NAME/spec.yaml OUT/NAME/results.csv --out DIR``.
 
-The spec is read by the runner's loader (``extends``, profiles and ``--set`` as ``runner.py``
-reads them). Exit status: 0 the report was written (comparisons that cannot be computed are
-marked in it); 2 the spec or the results table is invalid: every problem is printed and nothing
-is written.
+The spec is the resolved one that ``runner.py`` writes beside results.csv: plain YAML with no
+``extends`` or ``profiles`` (:mod:`analysis.resolved_spec`). analysis reads it as data and checks
+its ``tests``, ``paper``, ``sequential`` and ``report`` sections itself; it imports nothing of the
+runner, Keras or torch. Exit status: 0 the report was written (comparisons that cannot be computed
+are marked in it); 2 the spec or the results table is invalid: every problem is printed and
+nothing is written.
 """
 
 from __future__ import annotations
@@ -13,25 +15,25 @@ import sys
 from collections.abc import Sequence
 
 from analysis.report import write_report
-from monetk_runner.expand import load_spec
-from monetk_runner.spec import SpecError
+from analysis.resolved_spec import SpecFileError, read_resolved_spec
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Load the spec with the runner's ``load_spec``, write the report, print what was written."""
-    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__)
-    parser.add_argument("spec", help="spec YAML file (as given to runner.py)")
+    """Read the resolved spec and the results, write the report, print what was written."""
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument(
+        "spec", help="the resolved spec.yaml that runner.py writes beside results.csv "
+                     "(OUT/<name>/spec.yaml; not a spec with extends or profiles)",
+    )  # fmt: skip
     parser.add_argument("results", help="results.csv written by the runner")
     parser.add_argument("--out", required=True, help="folder for report.md, tables and figures")
-    parser.add_argument("--profile", default=None, help="spec profile (default: paper, if defined)")
-    parser.add_argument(
-        "--set", dest="sets", action="append", default=[], metavar="KEY.PATH=VALUE",
-        help="override a spec value, as runner.py --set (repeatable)",
-    )  # fmt: skip
     args = parser.parse_args(argv)
     try:
-        spec = load_spec(args.spec, args.profile, args.sets)
-    except SpecError as error:
+        spec = read_resolved_spec(args.spec)
+    except SpecFileError as error:
         for problem in error.problems:
             print(problem, file=sys.stderr)
         print(
