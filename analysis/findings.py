@@ -357,8 +357,9 @@ def _same_level(value: Any, level: str) -> bool:
 def _paper_text(raw: float, adjusted: float, correction: str, sign: float,
                 row: pd.Series) -> str:
     text = "p = " + format_paper_p(raw)
-    if correction != "none" and row["m"] > 1:
-        text += f" ({correction} at m = {int(row['m'])}: {format_p(adjusted)})"
+    if correction != "none" and row["m"] > 1:  # a printed 0 stays 0 after any correction
+        shown = "0" if adjusted == 0 else format_p(adjusted)
+        text += f" ({correction} at m = {int(row['m'])}: {shown})"
     sides = _sides(row)
     if sides is None:
         return text

@@ -299,11 +299,13 @@ def _ran_row(dataset: str, runs: pd.DataFrame) -> dict[str, str]:
         found = list(dict.fromkeys(str(v) for v in runs[column] if not pd.isna(v)))
         return " / ".join(found) if found else "not recorded"
 
-    steps = pd.to_numeric(runs.get("steps"), errors="coerce").dropna()
+    steps = (pd.to_numeric(runs["steps"], errors="coerce").dropna() if "steps" in runs.columns
+             else pd.Series(dtype=float))
     reached = (f"{int(steps.min()):,}" + (f"-{int(steps.max()):,}" if steps.max() > steps.min()
                                           else "")) if len(steps) else "?"
     seeds = sorted(int(s) for s in runs["seed"].unique())
-    return {"dataset": dataset, "image": values("config.image_size") + " px",
+    image = values("config.image_size")
+    return {"dataset": dataset, "image": image + (" px" if image != "not recorded" else ""),
             "K": values("config.num_slots"),
             "steps (max; reached)": f"{values('config.max_steps')}; {reached}",
             "batch": values("config.batch_size"),
@@ -472,10 +474,8 @@ def _tests_section(tests: pd.DataFrame, shown: pd.DataFrame) -> str:
         "",
         *families,
         "",
-        "Assumptions, method used and what was left out, per comparison:",
-        "",
-        *details,
-        "",
+        *(["Assumptions, method used and what was left out, per comparison:", "", *details, ""]
+          if details else ["No comparison was computed, so no assumptions to check.", ""]),
         "Test variants:",
         "",
         *variants,

@@ -44,21 +44,29 @@ def latex_escape(text: Any) -> str:
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
 
 
+#: A table with more columns than this is scaled to the text width (``\resizebox``, graphicx).
+LATEX_FIT_COLUMNS = 6
+
+
 def latex_table(table: pd.DataFrame, caption: str, label: str) -> str:
-    """A booktabs ``table`` environment of the frame's string values."""
+    """A booktabs ``table`` environment of the frame's string values (needs ``booktabs``); one
+    with more than :data:`LATEX_FIT_COLUMNS` columns is scaled to the line width (needs
+    ``graphicx``), so that it fits a page."""
     head = " & ".join(latex_escape(c) for c in table.columns) + r" \\"
     body = [" & ".join(latex_escape(v) for v in row) + r" \\" for row in table.itertuples(False)]
+    fit = len(table.columns) > LATEX_FIT_COLUMNS
     return "\n".join(
         [
             r"\begin{table}[ht]",
             r"\centering",
+            *([r"\resizebox{\linewidth}{!}{%"] if fit else []),
             r"\begin{tabular}{" + "l" * len(table.columns) + "}",
             r"\toprule",
             head,
             r"\midrule",
             *body,
             r"\bottomrule",
-            r"\end{tabular}",
+            r"\end{tabular}" + ("}" if fit else ""),
             rf"\caption{{{latex_escape(caption)}}}",
             rf"\label{{{label}}}",
             r"\end{table}",

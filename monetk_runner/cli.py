@@ -30,7 +30,7 @@ from monetk_runner.executors import (
     visible_gpus,
 )
 from monetk_runner.expand import MAX_RUNS, load_runs, select
-from monetk_runner.folder import Made, conflict, record, recorded
+from monetk_runner.folder import Made, changed, conflict, record, recorded
 from monetk_runner.plan import UNFINISHED, Planned, plan, summary, table, to_train
 from monetk_runner.progress import RunBoard
 from monetk_runner.spec import Spec, SpecError
@@ -272,10 +272,13 @@ def main(
         selected = select(runs, spec, args.seeds, args.datasets, args.conditions)
         made = before
         print(f"--report-only: the folder's profile and overrides ({before.describe()})")
-    problem = None if before is None else conflict(spec_dir, before, made)
+    problem = None if before is None else conflict(spec_dir, before, made, args.report_only)
     if problem is not None:
         print(f"{problem}; nothing was run or written.", file=sys.stderr)
         return 2
+    notice = None if before is None else changed(spec_dir, before, made)
+    if notice is not None:
+        print(notice, file=sys.stderr)
     if not args.report_only:
         problems = data_problems(data_files(selected), args.spec, spec)
         if problems:

@@ -47,14 +47,23 @@ def record(spec_dir: Path, made: Made) -> None:
     atomic_write_json(spec_dir / RECORD, {**asdict(made), "sets": list(made.sets)})
 
 
-def conflict(spec_dir: Path, before: Made, now: Made) -> str | None:
-    """Why ``now`` may not write into a folder ``before`` made, or None when it is the same
-    experiment."""
+def conflict(spec_dir: Path, before: Made, now: Made, report_only: bool) -> str | None:
+    """Why ``now`` may not write into a folder ``before`` made, or None: another spec file is
+    always refused; other overrides are refused for ``--report-only`` (which would describe runs
+    it did not choose), while a training command may change them (:func:`changed` says so)."""
     if before.spec_file != now.spec_file:
         return (f"{spec_dir} holds the experiment of {before.spec_file}; {now.spec_file} has the "
                 "same name: give it another `name:` (or use another --out)")
-    if (before.profile, before.sets) != (now.profile, now.sets):
+    if report_only and (before.profile, before.sets) != (now.profile, now.sets):
         return (f"{spec_dir} was made by {before.describe()}; this command is "
                 f"{now.describe()}: use the same profile and --set values (--report-only "
                 "without --profile and --set reuses them), or another --out")
     return None
+
+
+def changed(spec_dir: Path, before: Made, now: Made) -> str | None:
+    """A notice when a training command changes the profile or overrides of a folder."""
+    if (before.profile, before.sets) == (now.profile, now.sets):
+        return None
+    return (f"Note: {spec_dir} was made by {before.describe()}; its results.csv and report now "
+            f"follow {now.describe()}")

@@ -14,6 +14,7 @@ import importlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -1078,3 +1079,73 @@ def test_real_killed_auto_sweep_resumes_to_the_uninterrupted_results(tmp_path):
     name = "section3_2/results.csv"
     pd.testing.assert_frame_equal(results_without_timing(out / name),
                                   results_without_timing(reference / name))
+
+
+# --- one folder, one experiment (OUT/<name>/experiment.json) ----------------------------------
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def test_the_folder_records_what_made_it_and_refuses_another_spec_of_the_same_name(
+        tmp_path, fake, capsys):
+    out = tmp_path / "runs"
+    assert runner(out, *smoke("section3_2"), "--seeds", "1", train=fake) == 0
+    folder = out / "section3_2"
+    before = _tree(folder)
+    assert '"profile": "smoke"' in before["experiment.json"].decode()
+    copy = tmp_path / "specs" / "copy.yaml"  # a copied spec that kept `name: section3_2`
+    copy.parent.mkdir()
+    shutil.copy(SPECS / "section3_2.yaml", copy)
+    shutil.copy(SPECS / "base.yaml", copy.parent / "base.yaml")
+    capsys.readouterr()
+    assert runner(out, str(copy), "--profile", "smoke", "--seeds", "1", train=fake) == 2
+    error = capsys.readouterr().err
+    assert "holds the experiment of" in error and "copy.yaml has the same name" in error
+    assert "give it another `name:`" in error and "nothing was run or written" in error
+    assert _tree(folder) == before
+
+
+def test_report_only_refuses_other_overrides_and_reuses_the_folders(
+        tmp_path, fake, capsys):
+    out = tmp_path / "runs"
+    seven = ["--set", "defaults.train.max_steps=7"]
+    assert runner(out, *smoke("section3_2"), "--seeds", "1", *seven, train=fake) == 0
+    folder = out / "section3_2"
+    before = _tree(folder)
+    capsys.readouterr()
+    nine = ["--set", "defaults.train.max_steps=9"]
+    assert runner(out, *smoke("section3_2"), *nine, "--report-only", train=fake) == 2
+    error = capsys.readouterr().err
+    assert "--set defaults.train.max_steps=7; this command is" in error
+    assert _tree(folder) == before
+    spy = ReportSpy()
+    assert runner(out, str(SPECS / "section3_2.yaml"), "--report-only", report=spy) == 0
+    assert "--report-only: the folder's profile and overrides" in capsys.readouterr().out
+    [(spec, results, _, _)] = spy.calls
+    assert spec["profile"] == "smoke" and spec["overrides"] == ["defaults.train.max_steps=7"]
+    assert spec["defaults"]["train"]["max_steps"] == 7
+    assert set(results["status"]) == {"ok", "missing"}  # seed 1 trained, seed 2 not
+    # training with other overrides is allowed, and said: the folder now follows them
+    assert runner(out, *smoke("section3_2"), "--seeds", "1", *nine, train=fake) == 0
+    assert "its results.csv and report now follow" in capsys.readouterr().err
+    assert "max_steps=9" in (folder / "experiment.json").read_text()
+
+
+def test_a_rewritten_report_keeps_no_file_of_the_previous_one(tmp_path):
+    out = tmp_path / "runs"
+    argv = [*smoke("section3_2"), "--seeds", "1", "--out", str(out)]
+    assert main([*argv, "--datasets", "multi_dsprites"], train=None) == 0
+    report = out / "section3_2" / "report"
+    (report / "stale.png").write_bytes(b"old")
+    names = {p.name for p in report.iterdir()}
+    assert main([*argv, "--report-only"]) == 0
+    assert not (report / "stale.png").exists()
+    assert {p.name for p in report.iterdir()} == names - {"stale.png"}
+    assert not list(report.parent.glob(".report*"))  # no temporary folder left
+    text = (report / "report.md").read_text()
+    assert "Command: `python runner.py" in text and "overrides of the spec: none." in text
+    assert "| multi_dsprites | 16 px | 3 | 20; 20 | 8 | adam (0.001) |" in text
+    assert "torch CPU kernels: " in text and "torch CPU kernels: not recorded" not in text

@@ -177,3 +177,13 @@ def test_a_profile_without_verdicts_calls_nothing_reproduced():
     rows = _findings(spec, _with_trivial({"A": a, "B": a - 0.3})).to_dict("records")
     assert {r["verdict"] for r in rows} == {"not testable at this scale"}
     assert all("numbers mean nothing" in r["why"] for r in rows)
+
+
+def test_a_printed_zero_stays_zero_after_the_correction():
+    # the paper prints "p = 0" for section 3.3's pairs: Holm over m = 3 leaves it 0, not "< 1e-300"
+    pairs = (("A", "B"), ("B", "C"), ("C", "A"))
+    a = np.linspace(0.5, 0.6, 8)
+    df = _results({"A": a, "B": a - 0.3, "C": a - 0.2})
+    rows = _findings(_pair_spec([0.0, 0.019, 0.0], "holm", pairs), df).to_dict("records")
+    assert rows[1]["paper"] == "p = 0 (as printed) (holm at m = 3: 0), medians A > B"
+    assert "1e-300" not in "".join(r["paper"] for r in rows)

@@ -21,3 +21,13 @@ def test_latex_table_is_a_booktabs_tabular():
     assert r"\begin{tabular}{l}" in text and r"\toprule" in text and r"\bottomrule" in text
     assert r"p\_value \\" in text and r"0.32 \\" in text
     assert r"\caption{cap\_1}" in text and r"\label{tab:x}" in text
+
+
+def test_a_wide_latex_table_is_scaled_to_the_line_width():
+    wide = latex_table(pd.DataFrame([list("abcdefghij")], columns=list("ABCDEFGHIJ")), "c", "t")
+    lines = wide.splitlines()
+    start = lines.index(r"\resizebox{\linewidth}{!}{%")
+    assert lines[start + 1] == r"\begin{tabular}{llllllllll}"
+    assert r"\end{tabular}}" in lines  # the resizebox closes right after the tabular
+    narrow = latex_table(pd.DataFrame([list("abc")], columns=list("ABC")), "c", "t")
+    assert "resizebox" not in narrow and r"\end{tabular}" in narrow.splitlines()
