@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 
 REQUIRED_COLUMNS = ("dataset", "condition", "seed", "status")
-STATUSES = ("ok", "failed", "missing")
+#: ``not selected``: a run the command left out (--datasets, --conditions, --seeds) that has no
+#: result yet; like ``missing`` it is no data, but nobody asked for it.
+STATUSES = ("ok", "failed", "missing", "not selected")
 #: Metric columns the analysis knows: every run's metrics at the paper's endpoint (the moment the
 #: stopping rule ended it, or max_steps), and ``*_full``, a continued run's after max_steps.
 METRICS = (
@@ -170,10 +172,12 @@ def paired_values(
 def status_counts(
     df: pd.DataFrame, datasets: Sequence[str], conditions: Sequence[str]
 ) -> pd.DataFrame:
-    """Runs per dataset x condition (in the given order) by status: ok, failed, missing, total."""
+    """Runs per dataset x condition (in the given order) by status: ok, failed, missing, total;
+    ``not selected`` too where a run has it."""
     counts = df.groupby(["dataset", "condition"])["status"].value_counts().unstack(fill_value=0)
     order = pd.MultiIndex.from_product([datasets, conditions], names=["dataset", "condition"])
-    counts = counts.reindex(index=order, columns=list(STATUSES), fill_value=0)
+    shown = [s for s in STATUSES if s != "not selected" or s in counts.columns]
+    counts = counts.reindex(index=order, columns=shown, fill_value=0)
     counts["total"] = counts.sum(axis=1)
     return counts.reset_index()
 

@@ -302,7 +302,7 @@ def main(
     for p in planned:
         if p.state != "todo":
             store.link_view(spec.name, p.run, p.found.run_id)
-    results = results_table(spec, planned, spec_dir)
+    results = results_table(spec, planned, spec_dir, selected)
     write_results(results, spec_dir / "results.csv")
     print(f"Results: {spec_dir / 'results.csv'} ({_counts(results)})")
     failed = max(failed, int((results["status"] == "failed").sum()))
@@ -473,7 +473,9 @@ def _tasks(planned: list[Planned], store: RunStore) -> list[Task]:
 
 def _counts(results) -> str:
     counts = results["status"].value_counts()
-    return ", ".join(f"{counts.get(s, 0)} {s}" for s in ("ok", "failed", "missing"))
+    shown = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("ok", "failed", "missing"))
+    return shown + (f", {counts['not selected']} not selected" if "not selected" in counts
+                    else "")
 
 
 def _command(argv: Sequence[str] | None) -> str:

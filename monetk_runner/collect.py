@@ -157,14 +157,22 @@ def row(planned: Planned, parameters: Mapping[str, tuple], run_dir: str) -> dict
     return values
 
 
-def results_table(spec: Spec, planned: list[Planned], spec_dir: Path) -> pd.DataFrame:
-    """results.csv as a DataFrame: one row per run of ``planned``, columns as described above."""
+def results_table(spec: Spec, planned: list[Planned], spec_dir: Path,
+                  selected: list[Run] | None = None) -> pd.DataFrame:
+    """results.csv as a DataFrame: one row per run of ``planned``, columns as described above.
+    With ``selected`` (the runs a command chose with --datasets, --conditions, --seeds), a run
+    outside it that has no result is ``not selected`` rather than ``missing``."""
     parameters = parameter_columns(spec)
+    chosen = None if selected is None else {(r.dataset, r.condition, r.seed) for r in selected}
     rows = []
     for p in planned:
         view = Path(p.run.dataset) / p.run.condition / f"seed-{p.run.seed}"
         exists = (spec_dir / view).is_symlink() or (spec_dir / view).is_dir()
-        rows.append(row(p, parameters, view.as_posix() if exists else ""))
+        values = row(p, parameters, view.as_posix() if exists else "")
+        if (chosen is not None and values["status"] == "missing"
+                and (p.run.dataset, p.run.condition, p.run.seed) not in chosen):
+            values["status"] = "not selected"
+        rows.append(values)
     fixed = [*LEADING, *parameters, *TRAILING, *SETTINGS]
     extra = sorted({key for r in rows for key in r} - set(fixed))
     return pd.DataFrame(rows, columns=[*LEADING, *parameters, *extra, *TRAILING, *SETTINGS])

@@ -1149,3 +1149,15 @@ def test_a_rewritten_report_keeps_no_file_of_the_previous_one(tmp_path):
     assert "Command: `python runner.py" in text and "overrides of the spec: none." in text
     assert "| multi_dsprites | 16 px | 3 | 20; 20 | 8 | adam (0.001) |" in text
     assert "torch CPU kernels: " in text and "torch CPU kernels: not recorded" not in text
+
+
+def test_a_dataset_left_out_with_datasets_is_not_selected_not_missing(tmp_path, fake, capsys):
+    out = tmp_path / "runs"
+    spy = ReportSpy()
+    assert runner(out, *smoke("section3_2"), "--datasets", "multi_dsprites", train=fake,
+                  report=spy) == 0
+    [(_, results, _, _)] = spy.calls
+    status = results.groupby("dataset")["status"].unique()
+    assert list(status["multi_dsprites"]) == ["ok"]
+    assert list(status["objects_room"]) == ["not selected"]
+    assert "(4 ok, 0 failed, 0 missing, 4 not selected)" in capsys.readouterr().out

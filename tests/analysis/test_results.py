@@ -91,7 +91,8 @@ def test_parameter_columns_include_leaves_the_conditions_set():
     [
         (
             {"status": "done"},
-            r"results.status: \['done'\] not allowed \(allowed: ok, failed, missing\)",
+            r"results.status: \['done'\] not allowed "
+            r"\(allowed: ok, failed, missing, not selected\)",
         ),
         ({"seed": 1}, "duplicate row"),
     ],
@@ -117,3 +118,17 @@ def test_a_table_mixing_numerics_versions_is_refused_and_one_version_is_not():
         load_results(df)
     df.loc[0, "numerics"] = 3
     assert len(load_results(df)) == 3
+
+
+def test_not_selected_runs_are_counted_apart_from_missing_ones():
+    from analysis.results import status_counts
+
+    df = load_results(pd.DataFrame([
+        {"dataset": "d", "condition": "A", "seed": 1, "status": "ok"},
+        {"dataset": "d", "condition": "A", "seed": 2, "status": "missing"},
+        {"dataset": "e", "condition": "A", "seed": 1, "status": "not selected"},
+    ]))
+    counts = status_counts(df, ["d", "e"], ["A"]).set_index("dataset")
+    assert counts.loc["d", ["ok", "missing", "not selected", "total"]].tolist() == [1, 1, 0, 2]
+    assert counts.loc["e", ["missing", "not selected"]].tolist() == [0, 1]
+    assert "not selected" not in status_counts(df[df["dataset"] == "d"], ["d"], ["A"]).columns
