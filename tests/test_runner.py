@@ -1161,3 +1161,35 @@ def test_a_dataset_left_out_with_datasets_is_not_selected_not_missing(tmp_path, 
     assert list(status["multi_dsprites"]) == ["ok"]
     assert list(status["objects_room"]) == ["not selected"]
     assert "(4 ok, 0 failed, 0 missing, 4 not selected)" in capsys.readouterr().out
+
+
+# --- a portable store (committed without checkpoints) -----------------------------------------
+
+#: What a committed store keeps of a run (.gitignore drops the rest under docs/demo/*/store).
+PORTABLE = ("result.json", "config.json", "history.csv", "attention_examples.npz")
+
+
+def _portable_copy(source: Path, target: Path, leave_out: set[str] = frozenset()) -> None:
+    """``source``'s store as a fresh clone has it: the small records of each run, no checkpoint,
+    no model, no views, no spec folder."""
+    for run_dir in (source / "store").iterdir():
+        if run_dir.name in leave_out:
+            continue
+        for name in PORTABLE:
+            if (run_dir / name).is_file():
+                (target / "store" / run_dir.name).mkdir(parents=True, exist_ok=True)
+                shutil.copy(run_dir / name, target / "store" / run_dir.name / name)
+
+
+def test_a_store_committed_without_checkpoints_trains_only_what_it_lacks(tmp_path, fake):
+    first, clone = tmp_path / "first", tmp_path / "clone"
+    argv = [*smoke("section3_2"), "--seeds", "1-2"]
+    assert runner(first, *argv, train=fake) == 0
+    run_ids = sorted(p.name for p in (first / "store").iterdir())
+    assert len(run_ids) == 8 and len(fake.calls()) == 8
+    _portable_copy(first, clone, leave_out={run_ids[0]})
+    assert not list(clone.rglob("checkpoint"))
+    assert runner(clone, *argv, train=fake) == 0
+    assert [c["run_dir"] for c in fake.calls()[8:]] == [run_ids[0]]  # only the one left out
+    a, b = (pd.read_csv(out / "section3_2" / "results.csv") for out in (first, clone))
+    assert a.equals(b)
