@@ -21,7 +21,8 @@ CURVE_METRICS = {"fg_ari": "eval_fg_ari", "ari": "eval_ari", "mse": "monitor_mse
 HISTORY = "history.csv"
 #: A run's state in the curves: finished ok, failed, or still training (no result yet).
 STATES = ("ok", "failed", "running")
-COLUMNS = ["dataset", "condition", "seed", "state", "claim_step", "step", *CURVE_METRICS]
+COLUMNS = ["dataset", "condition", "seed", "state", "claim_step", "step", *CURVE_METRICS,
+           "minutes"]
 
 
 def load_histories(results: pd.DataFrame, results_dir: str | Path | None) -> pd.DataFrame:
@@ -49,6 +50,12 @@ def load_histories(results: pd.DataFrame, results_dir: str | Path | None) -> pd.
         if checks.empty:
             continue
         frame = pd.DataFrame({"step": checks["step"].astype(int)})
+        # wall minutes of training up to each check (every epoch before it, its checks included)
+        if "epoch_time_s" in history.columns:
+            elapsed = pd.to_numeric(history["epoch_time_s"], errors="coerce").fillna(0).cumsum()
+            frame["minutes"] = elapsed.loc[checks.index] / 60
+        else:
+            frame["minutes"] = np.nan
         for metric, column in CURVE_METRICS.items():
             frame[metric] = (pd.to_numeric(checks[column], errors="coerce")
                              if column in checks.columns else np.nan)
@@ -73,8 +80,10 @@ def median_curves(
     conditions: Sequence[str],
     up_to_claims: bool = False,
 ) -> pd.DataFrame:
-    """Per dataset, condition and check step: the number of finished ok runs with a value, and
-    the median, first and third quartile of each metric over them.
+    """Per dataset, condition and check step: the number of finished ok runs with a value, the
+    median, first and third quartile of each metric over them, and the median wall minutes of
+    training to that step (``minutes``; from the histories' ``epoch_time_s``, so it counts the
+    load of the machine: compare it only between runs trained side by side).
 
     Each run's value at a step is its last check at or before that step (a run that stopped
     earlier keeps its final value). With ``up_to_claims`` each run's curve ends at its
@@ -97,8 +106,12 @@ def median_curves(
                 .reindex(grid).ffill()
                 for metric in CURVE_METRICS
             }
+            minutes = runs.pivot_table(index="step", columns="seed", values="minutes",
+                                       aggfunc="last", dropna=False).reindex(grid)
             for step in grid:
-                row = {"dataset": dataset, "condition": condition, "step": int(step)}
+                row = {"dataset": dataset, "condition": condition, "step": int(step),
+                       "minutes": float(np.nanmedian(minutes.loc[step]))
+                       if np.isfinite(minutes.loc[step].to_numpy(dtype=float)).any() else np.nan}
                 for metric, table in per_metric.items():
                     values = table.loc[step].to_numpy(dtype=float)
                     values = values[np.isfinite(values)]
@@ -108,6 +121,6 @@ def median_curves(
                     row.update({f"{metric}_median": median, f"{metric}_q1": q1,
                                 f"{metric}_q3": q3})
                 rows.append(row)
-    columns = ["dataset", "condition", "step", "n",
+    columns = ["dataset", "condition", "step", "n", "minutes",
                *(f"{m}_{s}" for m in CURVE_METRICS for s in ("median", "q1", "q3"))]
     return pd.DataFrame(rows, columns=columns)

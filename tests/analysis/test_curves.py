@@ -16,9 +16,9 @@ def _history(folder, steps, fg_ari, mse, ari=None):
     folder.mkdir(parents=True)
     rows = []
     for i, step in enumerate(steps):
-        rows.append({"step": step - 5, "loss": 1.0})  # an epoch row between checks
+        rows.append({"step": step - 5, "loss": 1.0, "epoch_time_s": 30.0})  # between checks
         rows.append({"step": step, "loss": 1.0, "monitor_mse": mse[i], "eval_fg_ari": fg_ari[i],
-                     "eval_ari": (ari or fg_ari)[i], "step_time_s": 0.1})
+                     "eval_ari": (ari or fg_ari)[i], "step_time_s": 0.1, "epoch_time_s": 30.0})
     pd.DataFrame(rows).to_csv(folder / "history.csv", index=False)
 
 
@@ -62,6 +62,9 @@ def test_medians_over_finished_runs_carry_a_stopped_run_forward(tmp_path):
     assert (a.loc[30, "fg_ari_q1"], a.loc[30, "fg_ari_q3"]) == pytest.approx((0.55, 0.65))
     assert a.loc[10, "mse_median"] == pytest.approx(0.3)  # {0.4, 0.3, 0.2}
     assert a.loc[30, "mse_median"] == pytest.approx(0.1)  # {0.1, 0.2, 0.1}
+    # two 30 s epochs per check: 1 min a check; the minutes to a step are over the runs that
+    # trained to it (seed 3 stopped at 20)
+    assert list(a["minutes"]) == pytest.approx([1.0, 2.0, 3.0])
 
 
 def test_a_continued_run_is_judged_up_to_where_the_rule_fired(tmp_path):
