@@ -29,6 +29,7 @@ DATA_SOURCES = (
 )
 MULTI_DSPRITES_VARIANTS = ("colored_on_colored", "colored_on_grayscale", "binarized")
 OPTIMIZERS = ("rmsprop", "adam")
+LR_DECAYS = ("none", "cosine")
 
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
@@ -84,6 +85,12 @@ DEFAULTS: dict[str, Any] = {
         # RMSprop's accumulator v_0: Keras and PyTorch start it at 0, TF1's RMSPropOptimizer (the
         # original MONet's) at 1. Updates differ until the average forgets v_0 (~50-180 steps).
         "rmsprop_initial": 0.0,
+        # Learning-rate schedule (not in MONet or the paper: a lever of the CPU demos):
+        # lr(t) = learning_rate * min(1, (t + 1) / warmup_steps) * d(t), with d = 1 ("none") or a
+        # cosine from 1 to lr_final_ratio at max_steps ("cosine"); t = optimizer steps taken.
+        "warmup_steps": 0,
+        "lr_decay": "none",
+        "lr_final_ratio": 0.0,
         "batch_size": 64,
         "max_steps": 1_000_000,
         "check_every": 100_000,  # steps between stopping-rule checks and evaluations
@@ -114,11 +121,12 @@ _CHOICES = {
     ("loss", "latent"): LATENT_LOSSES,
     ("loss", "mask"): MASK_LOSSES,
     ("train", "optimizer"): OPTIMIZERS,
+    ("train", "lr_decay"): LR_DECAYS,
 }
 _NON_NEGATIVE = {("loss", "beta"), ("loss", "gamma"), ("train", "rmsprop_initial"),
-                 ("train", "stop_ratio"), ("data", "min_objects")}
+                 ("train", "stop_ratio"), ("data", "min_objects"), ("train", "warmup_steps")}
 #: Values in [0, 1): decay and momentum rates.
-_UNIT_INTERVAL = {("train", "rho"), ("train", "momentum")}
+_UNIT_INTERVAL = {("train", "rho"), ("train", "momentum"), ("train", "lr_final_ratio")}
 #: Seeds of torch, numpy and the generators: [0, 2**32).
 SEED_LIMIT = 2**32
 _POSITIVE = {

@@ -17,6 +17,8 @@ TF1's ``RMSPropOptimizer`` (its ``ms`` slot uses ``ones_initializer``), the orig
 
 from __future__ import annotations
 
+import math
+
 import keras
 import torch
 from keras.src.backend.torch.optimizers.torch_rmsprop import RMSprop as _TorchRMSprop
@@ -61,3 +63,31 @@ class FusedRMSprop(_TorchRMSprop):
         torch._foreach_div_(denominators, lr)
         torch._foreach_addcdiv_(params, grads, denominators, value=-1.0)
         return None
+
+
+@keras.saving.register_keras_serializable(package="monetk")
+class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """``lr(t) = learning_rate * min(1, (t + 1) / warmup_steps) * d(t)`` at optimizer step ``t``
+    (0 at the first update): a linear warm-up (none when ``warmup_steps`` is 0), then ``d = 1``
+    (``decay="none"``) or a cosine from 1 down to ``final_ratio`` at ``max_steps`` and flat after
+    it: ``d(t) = r + (1 - r) (1 + cos(pi min(t, T) / T)) / 2`` (``decay="cosine"``)."""
+
+    def __init__(self, learning_rate: float, warmup_steps: int, decay: str, max_steps: int,
+                 final_ratio: float = 0.0):
+        self.learning_rate, self.warmup_steps = float(learning_rate), int(warmup_steps)
+        self.decay, self.max_steps, self.final_ratio = decay, int(max_steps), float(final_ratio)
+
+    def __call__(self, step):
+        t = keras.ops.cast(step, "float32")
+        factor = keras.ops.convert_to_tensor(1.0)
+        if self.warmup_steps:
+            factor = keras.ops.minimum(1.0, (t + 1.0) / self.warmup_steps)
+        if self.decay == "cosine":
+            progress = keras.ops.minimum(t, float(self.max_steps)) / self.max_steps
+            cosine = (1.0 + keras.ops.cos(math.pi * progress)) / 2.0
+            factor = factor * (self.final_ratio + (1.0 - self.final_ratio) * cosine)
+        return self.learning_rate * factor
+
+    def get_config(self) -> dict:
+        return {"learning_rate": self.learning_rate, "warmup_steps": self.warmup_steps,
+                "decay": self.decay, "max_steps": self.max_steps, "final_ratio": self.final_ratio}

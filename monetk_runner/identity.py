@@ -28,6 +28,10 @@ EXECUTION_ONLY = (("data", "cache_dir"), ("train", "threads"), ("train", "tensor
 #: so the ids of earlier runs that kept it stay valid (``train.compile`` defaulted to ``false``
 #: until monetk 0.2; a 0.1 run that set it ``true`` gets a new id).
 PINNED_IN_HASH = {("train", "compile"): False}
+#: Training keys added after monetk 0.3, left out of the hash while at these defaults, so that every
+#: earlier run keeps its id; a run that sets one gets a new id.
+HASHED_WHEN_SET = {("train", "warmup_steps"): 0, ("train", "lr_decay"): "none",
+                   ("train", "lr_final_ratio"): 0.0}
 CONTINUE_KEY = ("train", "continue_after_stop")
 
 
@@ -57,7 +61,8 @@ def _is_int(value: Any) -> bool:
 
 
 def run_id(config: Mapping[str, Any]) -> str:
-    """16 hex digits of the SHA-256 of the normalised config without :data:`EXECUTION_ONLY` keys,
+    """16 hex digits of the SHA-256 of the normalised config without :data:`EXECUTION_ONLY` keys
+    (nor :data:`HASHED_WHEN_SET` keys at their defaults),
     with :data:`PINNED_IN_HASH` keys at their pinned values, ``numerics`` =
     :data:`monetk.NUMERICS_VERSION` (absent before monetk 0.3, whose numerics were version 2),
     and a data file by its name, not its folder (moving the data keeps every run)."""
@@ -67,6 +72,9 @@ def run_id(config: Mapping[str, Any]) -> str:
         view["data"]["path"] = os.path.basename(os.path.normpath(path))
     for section, key in EXECUTION_ONLY:
         view.get(section, {}).pop(key, None)
+    for (section, key), default in HASHED_WHEN_SET.items():
+        if view.get(section, {}).get(key, default) == default:
+            view.get(section, {}).pop(key, None)
     for (section, key), value in PINNED_IN_HASH.items():
         if key in view.get(section, {}):
             view[section][key] = value

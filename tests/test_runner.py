@@ -195,6 +195,8 @@ def test_a_0_2_config_hashed_without_numerics_gives_the_0_2_run_id():
 
     old = resolve({"seed": 7, "loss": {"beta": 0.25}})
     del old["train"]["rmsprop_initial"]  # not a key before 0.3
+    for key in ("warmup_steps", "lr_decay", "lr_final_ratio"):  # added after 0.3
+        del old["train"][key]
     for section, key in EXECUTION_ONLY:
         del old[section][key]
     old["train"]["compile"] = False

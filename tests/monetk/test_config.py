@@ -90,3 +90,16 @@ def test_a_value_no_run_can_train_with_is_refused(section, key, value, message):
 )
 def test_the_edges_of_the_allowed_ranges_are_accepted(section, key, value):
     assert resolve(_with(section, key, value))
+
+
+def test_the_learning_rate_schedule_keys_are_checked():
+    import re
+
+    assert resolve({"train": {"warmup_steps": 500, "lr_decay": "cosine"}})["train"][
+        "lr_final_ratio"] == 0.0
+    for bad, message in ((("warmup_steps", -1), "train.warmup_steps: must be >= 0"),
+                         (("lr_decay", "step"), "train.lr_decay: 'step' is not one of none, "
+                                                "cosine"),
+                         (("lr_final_ratio", 1.5), "train.lr_final_ratio: must be in [0, 1)")):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            resolve({"train": {bad[0]: bad[1]}})

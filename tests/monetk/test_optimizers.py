@@ -92,3 +92,49 @@ def test_run_config_sets_the_accumulator_start(initial):
     variables = [keras.Variable(np.ones((2, 3), dtype="float32"))]
     optimizer.build(variables)
     np.testing.assert_array_equal(optimizer._velocities[0].numpy(), np.full((2, 3), initial))
+
+
+# --- WarmupDecay: the learning-rate schedule (train.warmup_steps, lr_decay, lr_final_ratio) -----
+
+def _schedule_by_hand(t, lr=1e-3, warmup=10, decay="cosine", steps=100, final=0.1):
+    """The formula as the config comment states it, in plain Python floats."""
+    import math
+
+    factor = min(1.0, (t + 1) / warmup) if warmup else 1.0
+    if decay == "cosine":
+        factor *= final + (1 - final) * (1 + math.cos(math.pi * min(t, steps) / steps)) / 2
+    return lr * factor
+
+
+@pytest.mark.parametrize(("warmup", "decay"), [(10, "cosine"), (0, "cosine"), (10, "none")])
+def test_the_schedule_is_the_stated_formula(warmup, decay):
+    from monetk.optimizers import WarmupDecay
+
+    schedule = WarmupDecay(1e-3, warmup, decay, 100, 0.1)
+    for t in (0, 4, 9, 10, 50, 99, 100, 150):
+        expected = _schedule_by_hand(t, warmup=warmup, decay=decay)
+        assert float(schedule(t)) == pytest.approx(expected, rel=1e-6), t
+    # hand-worked: step 0 of a 10-step warm-up is lr / 10; a cosine to 0.1 ends at 1e-4
+    assert float(WarmupDecay(1e-3, 10, "none", 100)(0)) == pytest.approx(1e-4)
+    assert float(WarmupDecay(1e-3, 0, "cosine", 100, 0.1)(100)) == pytest.approx(1e-4)
+    assert float(WarmupDecay(1e-3, 0, "cosine", 100, 0.1)(50)) == pytest.approx(5.5e-4)
+
+
+def test_the_optimizer_follows_the_schedule_and_saves_it():
+    from monetk.experiment import build_optimizer
+    from monetk.optimizers import WarmupDecay
+
+    train = {"optimizer": "adam", "learning_rate": 1e-3, "epsilon": 1e-7, "warmup_steps": 4,
+             "lr_decay": "none", "lr_final_ratio": 0.0, "max_steps": 100}
+    optimizer = build_optimizer(train)
+    assert isinstance(optimizer._learning_rate, WarmupDecay)
+    variable = keras.Variable(np.ones(3, dtype="float32"))
+    rates = []
+    for _ in range(5):
+        rates.append(float(optimizer.learning_rate))
+        optimizer.apply([torch.ones(3)], [variable])
+    assert rates == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3])
+    restored = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    assert restored._learning_rate.get_config() == optimizer._learning_rate.get_config()
+    constant = build_optimizer({**train, "warmup_steps": 0})
+    assert not isinstance(constant._learning_rate, WarmupDecay)
