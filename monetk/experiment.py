@@ -42,7 +42,7 @@ from monetk.data import load_splits
 from monetk.io import SET_ASIDE, atomic_write_json
 from monetk.io import set_aside as move_aside
 from monetk.model import MONet
-from monetk.optimizers import FusedRMSprop
+from monetk.optimizers import FusedRMSprop, WarmupDecay
 from monetk.pipeline import TrainBatches
 from monetk.tensorboard import TensorBoardLog
 
@@ -72,14 +72,19 @@ def compile_enabled(setting: bool | str) -> bool:
 
 def build_optimizer(train_cfg: dict[str, Any]) -> keras.optimizers.Optimizer:
     """RMSprop (MONet's: decay/rho, epsilon and the accumulator's start v_0 set explicitly; Keras'
-    rule, fused update) or Adam, from ``train``."""
+    rule, fused update) or Adam, from ``train``; the learning rate a constant, or a
+    :class:`WarmupDecay` schedule when ``warmup_steps`` or ``lr_decay`` asks for one."""
+    learning_rate = train_cfg["learning_rate"]
+    if train_cfg["warmup_steps"] or train_cfg["lr_decay"] != "none":
+        learning_rate = WarmupDecay(learning_rate, train_cfg["warmup_steps"],
+                                    train_cfg["lr_decay"], train_cfg["max_steps"],
+                                    train_cfg["lr_final_ratio"])
     if train_cfg["optimizer"] == "rmsprop":
         return FusedRMSprop(
-            learning_rate=train_cfg["learning_rate"], rho=train_cfg["rho"],
+            learning_rate=learning_rate, rho=train_cfg["rho"],
             momentum=train_cfg["momentum"], epsilon=train_cfg["epsilon"],
             centered=train_cfg["centered"], initial_accumulator=train_cfg["rmsprop_initial"])
-    return keras.optimizers.Adam(learning_rate=train_cfg["learning_rate"],
-                                 epsilon=train_cfg["epsilon"])
+    return keras.optimizers.Adam(learning_rate=learning_rate, epsilon=train_cfg["epsilon"])
 
 
 def steps_per_epoch(train_cfg: dict[str, Any]) -> int:
