@@ -19,8 +19,8 @@ import pandas as pd
 #: Curve metric -> its history.csv column.
 CURVE_METRICS = {"fg_ari": "eval_fg_ari", "ari": "eval_ari", "mse": "monitor_mse"}
 HISTORY = "history.csv"
-#: A run's state in the curves: finished ok, failed, or still training (no result yet).
-STATES = ("ok", "failed", "running")
+#: A run's state in the curves: finished ok, failed, or unfinished (no result yet).
+STATES = ("ok", "failed", "unfinished")
 COLUMNS = ["dataset", "condition", "seed", "state", "claim_step", "step", *CURVE_METRICS,
            "minutes"]
 
@@ -30,7 +30,8 @@ def load_histories(results: pd.DataFrame, results_dir: str | Path | None) -> pd.
 
     ``claim_step`` is the step whose metrics the results table (and so every claim) uses: where
     the stopping rule fired for a continued run, else the run's last step. A run without a result
-    (``missing``) whose history exists is ``running``.
+    (``missing``) whose history exists is ``unfinished`` (still training, or stopped before its
+    end: the history cannot tell).
     """
     frames = []
     for row in results.to_dict("records"):
@@ -59,7 +60,7 @@ def load_histories(results: pd.DataFrame, results_dir: str | Path | None) -> pd.
         for metric, column in CURVE_METRICS.items():
             frame[metric] = (pd.to_numeric(checks[column], errors="coerce")
                              if column in checks.columns else np.nan)
-        state = {"ok": "ok", "failed": "failed"}.get(str(row.get("status")), "running")
+        state = {"ok": "ok", "failed": "failed"}.get(str(row.get("status")), "unfinished")
         stop = row.get("stop_step")
         continued = bool(row.get("continued")) and stop is not None and np.isfinite(
             pd.to_numeric(stop, errors="coerce"))

@@ -234,8 +234,8 @@ def learning_curves(
 ) -> Path:
     """FG-ARI, ARI and the monitored MSE (log scale) against steps: one row per dataset, one
     colour per condition; the median over the finished ok runs as a line with the IQR as a band,
-    each finished run's last check as a dot (a failed run's as a cross) and each still-running
-    run as a thin dashed line. ``baselines``: the trivial FG-ARI per dataset (dashed grey)."""
+    each finished run's last check as a dot (a failed run's as a cross) and each unfinished
+    run (still training, or stopped before its end) as a thin dashed line. ``baselines``: the trivial FG-ARI per dataset (dashed grey)."""
     metrics = [("fg_ari", "FG-ARI"), ("ari", "ARI"), ("mse", "monitored MSE")]
     fig = Figure(figsize=(13, 3.4 * len(datasets)), layout="constrained")
     axes = fig.subplots(len(datasets), len(metrics), squeeze=False)
@@ -255,7 +255,7 @@ def learning_curves(
                                  & (histories["condition"] == condition)]
                 for (_, state), run in runs.groupby(["seed", "state"], sort=True):
                     run = run.sort_values("step")
-                    if state == "running":
+                    if state == "unfinished":
                         ax.plot(run["step"], run[metric], color=colour, linestyle="--",
                                 linewidth=0.8, alpha=0.8)
                         continue
@@ -274,5 +274,5 @@ def learning_curves(
             ax.grid(alpha=0.3)
         row[0].legend(loc="best", fontsize="small")
     fig.suptitle("Learning curves: median over finished runs (band: IQR); dots: each run's last "
-                 "check; x: failed; dashed: still running")
+                 "check; x: failed; dashed: unfinished")
     return save(fig, path)

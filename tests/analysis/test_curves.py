@@ -46,7 +46,7 @@ def test_histories_keep_check_rows_and_states(tmp_path):
     assert len(histories) == 3 + 3 + 2 + 2 + 1 + 3  # epoch rows without checks are dropped
     states = histories.drop_duplicates(["condition", "seed"]).set_index(["condition", "seed"])
     assert states.loc[("A", 4), "state"] == "failed"
-    assert states.loc[("A", 5), "state"] == "running"
+    assert states.loc[("A", 5), "state"] == "unfinished"
     assert states.loc[("A", 3), "claim_step"] == 20
 
 
@@ -55,7 +55,7 @@ def test_medians_over_finished_runs_carry_a_stopped_run_forward(tmp_path):
     curves = median_curves(load_histories(df, runs), ["d"], ["A", "B"])
     a = curves[curves["condition"] == "A"].set_index("step")
     # step 30: seeds 1, 2 at 0.5, 0.7 and seed 3 carried from step 20 at 0.6 -> median 0.6;
-    # quartiles of {0.5, 0.6, 0.7} by linear interpolation: 0.55 and 0.65. Failed and running
+    # quartiles of {0.5, 0.6, 0.7} by linear interpolation: 0.55 and 0.65. Failed and unfinished
     # runs are not in the medians.
     assert list(a.index) == [10, 20, 30] and list(a["n"]) == [3, 3, 3]
     assert a.loc[30, "fg_ari_median"] == pytest.approx(0.6)
@@ -130,7 +130,7 @@ def test_report_draws_curves_of_finished_failed_and_running_runs(tmp_path):
     curves = pd.read_csv(written["curves_csv"])
     assert len(curves) == 6 and set(curves["condition"]) == {"A", "B"}
     text = written["report"].read_text()
-    assert "Runs drawn: 4 ok, 1 failed, 1 running." in text
+    assert "Runs drawn: 4 ok, 1 failed, 1 unfinished." in text
     assert "| step | A FG-ARI | A MSE | B FG-ARI | B MSE |" in text
     assert "| 30 | 0.600 | 0.1 | 0 | 0.5 |" in text
 
