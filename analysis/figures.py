@@ -235,7 +235,8 @@ def learning_curves(
     """FG-ARI, ARI and the monitored MSE (log scale) against steps: one row per dataset, one
     colour per condition; the median over the finished ok runs as a line with the IQR as a band,
     each finished run's last check as a dot (a failed run's as a cross) and each unfinished
-    run (still training, or stopped before its end) as a thin dashed line. ``baselines``: the trivial FG-ARI per dataset (dashed grey)."""
+    run (still training, or stopped before its end) as a thin dashed line. ``baselines``: the
+    trivial FG-ARI per dataset (dashed grey)."""
     metrics = [("fg_ari", "FG-ARI"), ("ari", "ARI"), ("mse", "monitored MSE")]
     fig = Figure(figsize=(13, 3.4 * len(datasets)), layout="constrained")
     axes = fig.subplots(len(datasets), len(metrics), squeeze=False)
