@@ -95,18 +95,63 @@ def steps_per_epoch(train_cfg: dict[str, Any]) -> int:
 #: What an epoch end tells the ``progress`` callback, besides the step: the epoch's mean loss and
 #: its timing (:class:`monetk.callbacks.StepTimer`).
 PROGRESS_INFO = ("loss", "step_time_s", "epoch_time_s", "first_step_s")
+#: Seconds between two reports within an epoch.
+PROGRESS_EVERY_S = 2.0
+#: ``phase`` of a report made before a compiled model's first step (torch.compile works then).
+COMPILING = "compiling"
 
 
 class _Progress(keras.callbacks.Callback):
-    """Calls ``report(step, max_steps, **info)`` at each epoch end (info: :data:`PROGRESS_INFO`)."""
+    """Calls ``report(step, max_steps, **info)`` at each epoch end (info: :data:`PROGRESS_INFO`)
+    and, within an epoch, at the start of a step at most every ``every_s`` seconds with the steps
+    done and ``loss``: the epoch's running mean where the loss terms live on the CPU (reading it
+    there costs nothing), else the last epoch's mean (a read would wait for the device). A
+    batch-begin hook: Keras hands it no logs, so no step waits for the device.
 
-    def __init__(self, report: Callable[..., None], spe: int, max_steps: int):
+    ``compiling``: the first step of this ``fit`` compiles the model (torch.compile); it is
+    announced by a report with ``phase=COMPILING`` before it, and its end by the next report."""
+
+    def __init__(self, report: Callable[..., None], spe: int, max_steps: int,
+                 compiling: bool = False, every_s: float = PROGRESS_EVERY_S,
+                 clock: Callable[[], float] = time.monotonic):
         super().__init__()
         self.report, self.spe, self.max_steps = report, spe, max_steps
+        self.compiling, self.every_s, self.clock = compiling, every_s, clock
+        self.epoch, self.last, self.loss = 0, -math.inf, None
+        self.compiled_at: int | None = None  # the step compiled, until the next report
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        step = self.epoch * self.spe + batch
+        if self.compiling:
+            self.compiling, self.compiled_at = False, step
+            self._send(step, {"phase": COMPILING}, force=True)
+        else:
+            self._send(step, {}, force=self.compiled_at is not None)
+            self.compiled_at = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         info = {key: float(logs[key]) for key in PROGRESS_INFO if key in (logs or {})}
+        self.loss = info.get("loss", self.loss)
         self.report(global_step(epoch, self.spe), self.max_steps, **info)
+        self.last = self.clock()
+
+    def _send(self, step: int, info: dict, force: bool = False) -> None:
+        now = self.clock()
+        if not force and now - self.last < self.every_s:
+            return
+        self.last = now
+        loss = self._running_loss() if step % self.spe else None
+        loss = self.loss if loss is None else loss
+        self.report(step, self.max_steps, **info, **({} if loss is None else {"loss": loss}))
+
+    def _running_loss(self) -> float | None:
+        means = getattr(self.model, "term_means", None)
+        if means is None or means.totals.value.device.type != "cpu":
+            return None
+        return float(means.result()["loss"])
 
 
 class _WallClock:
@@ -147,7 +192,8 @@ def run_experiment(config: dict[str, Any], run_dir: str | Path,
     """Train and evaluate one run; return (and write to ``run_dir/result.json``) its result.
 
     ``progress(step, max_steps, **info)`` is called at each epoch end, with the epoch's mean loss
-    and step time in ``info`` (:data:`PROGRESS_INFO`)."""
+    and step time in ``info`` (:data:`PROGRESS_INFO`), and within an epoch every few seconds with
+    the loss so far, or ``phase="compiling"`` while torch.compile compiles (:class:`_Progress`)."""
     config = resolve(config)
     run_dir = Path(run_dir)
     result_path = run_dir / "result.json"
@@ -203,7 +249,8 @@ def run_experiment(config: dict[str, Any], run_dir: str | Path,
         callbacks.append(tensorboard)
     callbacks += [*user_callbacks(train_cfg["callbacks"], run_dir), nan_guard, checkpoint]
     if progress is not None:
-        callbacks.append(_Progress(progress, spe, train_cfg["max_steps"]))
+        callbacks.append(_Progress(progress, spe, train_cfg["max_steps"], compiled,
+                                   PROGRESS_EVERY_S))
 
     epochs = train_cfg["max_steps"] // spe
     already_stopped = state is not None and state["stop_training"]

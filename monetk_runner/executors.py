@@ -27,7 +27,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import multiprocessing
+import multiprocessing.util
 import os
+import signal
 import threading
 import time
 import traceback
@@ -155,9 +158,10 @@ def _progress_step(run_dir: Path) -> int | None:
 
 
 class ProgressFile:
-    """The ``progress`` callback of a run: forwards to ``callback`` and keeps ``progress.json``
-    (step, max_steps, time, when the run started and the reported info) up to date, at most once
-    a second, for boards in other processes."""
+    """The ``progress`` callback of a run: forwards to ``callback`` and keeps ``progress.json`` up
+    to date for boards in other processes, at most once a second and whenever the ``phase``
+    changes: the last report (step, max_steps, time, when the run started, its info) and, under
+    ``epoch``, the last epoch end's (step, time and timing: what an ETA is computed from)."""
 
     def __init__(self, run_dir: Path, callback: Progress | None = None, every_s: float = 1.0):
         self.path = run_dir / PROGRESS
@@ -165,16 +169,21 @@ class ProgressFile:
         self.every_s = every_s
         self.last = 0.0
         self.started = time.time()
+        self.phase: str | None = None
+        self.epoch: dict | None = None
 
-    def __call__(self, step: int, max_steps: int, **info: float) -> None:
+    def __call__(self, step: int, max_steps: int, **info: float | str) -> None:
         if self.callback is not None:
             self.callback(step, max_steps, **info)
         now = time.time()
-        if now - self.last >= self.every_s or step >= max_steps:
+        if "epoch_time_s" in info:
+            self.epoch = {"step": step, "time": now, **info}
+        phase, self.phase = self.phase, info.get("phase")
+        if now - self.last >= self.every_s or step >= max_steps or phase != self.phase:
             self.last = now
             atomic_write_json(self.path,
                               {"step": step, "max_steps": max_steps, "time": now,
-                               "started": self.started, **info})
+                               "started": self.started, **info, "epoch": self.epoch})
 
 
 def read_progress(run_dir: str | Path) -> dict | None:
@@ -231,6 +240,14 @@ class InProcess:
         return outcomes
 
 
+def _start_worker(slots: Any, gpus: list[str], threads: int, runner_pid: int) -> None:
+    """A worker process's start: leave Ctrl-C to the runner, which stops the workers (SIGTERM:
+    the worker ends as :func:`_stop_worker` says), then :func:`_init_worker`."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop_worker)
+    _init_worker(slots, gpus, threads, runner_pid)
+
+
 def _init_worker(slots: Any, gpus: list[str], threads: int, runner_pid: int) -> None:
     """Worker start: watch the runner; claim a slot; pin one GPU (round robin) or limit torch's
     CPU threads."""
@@ -243,13 +260,52 @@ def _init_worker(slots: Any, gpus: list[str], threads: int, runner_pid: int) -> 
             os.environ[variable] = str(threads)
 
 
-def _exit_with_runner(runner_pid: int, poll_s: float = 1.0) -> None:
+def _stop_worker(signum: int, frame: object) -> None:
+    """SIGTERM in a worker: ``SystemExit``, which unwinds the run it trains (``finally`` blocks
+    close its files; :func:`_work` then ends the process) or, between runs, ends the process as
+    a process ends normally. Either way multiprocessing's exit handlers run, and they release the
+    named semaphores the run's libraries made (tensorboardX's event queue has three): killed
+    without them, a worker left them to the resource tracker, which warned of "leaked semaphore
+    objects" after every Ctrl-C."""
+    raise SystemExit(1)
+
+
+def _work(task: Task, train: Train | None) -> dict:
+    """A worker's task: :func:`execute` with the output to the run's log. Stopped in a run
+    (:func:`_stop_worker`), the worker does not take another: it runs the exit handlers a
+    process runs at its normal end (what ``multiprocessing.Process`` calls after its target;
+    ``ProcessPoolExecutor`` would catch the ``SystemExit`` and go on) and exits."""
+    try:
+        return execute(task, train, None, True)
+    except SystemExit:
+        multiprocessing.util._exit_function()
+        os._exit(1)
+
+
+def _exit_with_runner(runner_pid: int, poll_s: float = 1.0, grace_s: float = 30.0) -> None:
     """End this worker once the runner process that started it is gone (killed with SIGTERM or
-    SIGKILL, which its workers do not receive), so no orphan keeps training. The run it was
-    training resumes from its last checkpoint next time; every write is atomic."""
+    SIGKILL, which its workers do not receive), so no orphan keeps training: stop it as the
+    runner would (SIGTERM), and kill it if its run has not unwound within ``grace_s``. The run
+    it was training resumes from its last checkpoint next time; every write is atomic."""
     while os.getppid() == runner_pid:
         time.sleep(poll_s)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(grace_s)
     os._exit(1)
+
+
+def stop_processes(processes: list[Any], grace_s: float = 30.0) -> None:
+    """SIGTERM each of ``processes``, wait up to ``grace_s`` for all to end, kill the rest."""
+    for process in processes:
+        process.terminate()
+    deadline = time.monotonic() + grace_s
+    try:
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+    finally:  # a second Ctrl-C while waiting ends the wait
+        for process in processes:
+            if process.is_alive():
+                process.kill()
 
 
 class WorkerProcesses:
@@ -264,8 +320,6 @@ class WorkerProcesses:
         self.threads = threads
 
     def run(self, tasks: list[Task], board: Board) -> dict[str, dict]:
-        import multiprocessing
-
         context = multiprocessing.get_context("spawn")
         slots = context.Queue()
         for slot in range(self.workers):
@@ -275,11 +329,11 @@ class WorkerProcesses:
         pool = ProcessPoolExecutor(
             self.workers,
             mp_context=context,
-            initializer=_init_worker,
+            initializer=_start_worker,
             initargs=(slots, self.gpus, threads, os.getpid()),
         )
         try:
-            pending = {pool.submit(execute, task, self.train, None, True): task for task in tasks}
+            pending = {pool.submit(_work, task, self.train): task for task in tasks}
             while pending:
                 done, _ = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -295,10 +349,13 @@ class WorkerProcesses:
                     outcomes[task.run_id] = outcome
                 board.refresh(list(pending.values()))
         except BaseException:  # Ctrl-C or an error here: stop the workers, do not wait for runs
-            for process in list(pool._processes.values()):  # no public API stops running tasks
-                process.terminate()
+            processes = list(pool._processes.values())  # no public API stops running tasks
             pool.shutdown(wait=False, cancel_futures=True)
+            stop_processes(processes)
             raise
+        finally:
+            slots.close()
+            slots.join_thread()
         pool.shutdown()
         return outcomes
 
