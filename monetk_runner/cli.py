@@ -35,6 +35,7 @@ from monetk_runner.plan import UNFINISHED, Planned, plan, summary, table, to_tra
 from monetk_runner.progress import RunBoard
 from monetk_runner.spec import Spec, SpecError
 from monetk_runner.store import RESULT, RunStore, atomic_write_text
+from monetk_runner.warning_summary import collapse_warnings
 from monetk_runner.waves import forecast_runs, is_sequential, needed_runs
 
 Report = Callable[..., object]
@@ -215,6 +216,7 @@ def run_threads(workers: int | str) -> int:
     return max(1, cores // workers)
 
 
+@collapse_warnings()
 def main(
     argv: Sequence[str] | None = None, train: Train | None = None, report: Report | None = None
 ) -> int:
