@@ -16,9 +16,13 @@ from monetk.config import resolve
 from monetk.experiment import build_model, build_optimizer, compile_enabled, processor
 from monetk.pipeline import TrainBatches
 
+#: A probe's defaults: steps timed at most, warm-up steps (not timed), steps timed at least, and
+#: the seconds of timed steps after which it stops (:func:`step_time`).
+STEPS, WARMUP, MIN_STEPS, BUDGET_S = 12, 3, 3, 20.0
 
-def step_time(config: dict[str, Any], steps: int = 12, warmup: int = 3, min_steps: int = 3,
-              budget_s: float = 20.0) -> float:
+
+def step_time(config: dict[str, Any], steps: int = STEPS, warmup: int = WARMUP,
+              min_steps: int = MIN_STEPS, budget_s: float = BUDGET_S) -> float:
     """The median time (s) of up to ``steps`` training steps of ``config``'s run on this machine,
     after ``warmup`` steps that are dropped (compiling, warm-up). It stops early once at least
     ``min(min_steps, steps)`` are timed and they took ``budget_s``: a step of the paper model

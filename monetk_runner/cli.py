@@ -329,11 +329,10 @@ def _estimate(spec: Spec, runs: list, selected: list, store: RunStore,
               args: argparse.Namespace) -> int:
     """``--estimate`` (:mod:`monetk_runner.estimate`): trains and writes nothing."""
     from monetk import probe  # keras and torch, for this option only
-    from monetk_runner.estimate import describe, estimate, format_estimate
+    from monetk_runner.estimate import estimate, format_estimate
+    from monetk_runner.probes import ProbeLog
 
-    def timed(config: dict) -> float:
-        print(f"Timing probe: {describe(config)} ...", file=sys.stderr, flush=True)
-        return probe.step_time(config)
+    timed = ProbeLog()
 
     planned = plan(spec.name, selected, store)
     states = (*UNFINISHED, "failed") if args.retry_failed else UNFINISHED
@@ -346,7 +345,8 @@ def _estimate(spec: Spec, runs: list, selected: list, store: RunStore,
         forecast = None if continuations is None else [_trains(c) for c in continuations]
     print(format_estimate(estimate(planned, store, workers, timed, probe.machine(), threads,
                                    states, observed=plan(spec.name, runs, store),
-                                   sequential_needed=needed, sequential_forecast=forecast)))
+                                   sequential_needed=needed, sequential_forecast=forecast,
+                                   on_probes=timed.announce)))
     return 0
 
 

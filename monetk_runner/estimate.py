@@ -208,7 +208,8 @@ def estimate(planned: list[Planned], store: RunStore, workers: int,
              probe: Callable[[dict[str, Any]], float], machine: str, threads: int,
              states: tuple[str, ...] = UNFINISHED, observed: list[Planned] | None = None,
              sequential_needed: Callable[[Planned], bool] | None = None,
-             sequential_forecast: list[Callable[[Planned], bool]] | None = None) -> Estimate:
+             sequential_forecast: list[Callable[[Planned], bool]] | None = None,
+             on_probes: Callable[[list[dict[str, Any]]], None] | None = None) -> Estimate:
     """Project the time of training the runs of ``planned`` in ``states`` on ``workers``.
 
     ``machine``: this machine's processor (:func:`monetk.probe.machine`); ``threads``: the torch
@@ -219,18 +220,24 @@ def estimate(planned: list[Planned], store: RunStore, workers: int,
     ``sequential_needed``: whether the sequential design needs a planned run now
     (:func:`monetk_runner.waves.needed_runs`); given, the ``sequential`` projection trains only
     the runs left that it needs, to ``max_steps``; ``sequential_forecast``: per simulated
-    continuation of the design, whether it trains a planned run (the ``forecast``)."""
+    continuation of the design, whether it trains a planned run (the ``forecast``);
+    ``on_probes(configs)``: called before the first probe with the configs to be probed."""
     left = to_train(planned, states)
     measured = store_step_times(store, machine) if left else {}
     groups: dict[str, list[Planned]] = {}
     for p in left:
         groups.setdefault(speed_key(p.run.config), []).append(p)
+    configs = {key: with_threads(runs[0].run.config, threads) for key, runs in groups.items()}
+    cuda = torch.cuda.is_available()
+    found = {key: measured.get((key, None if cuda else config["train"]["threads"]))
+             for key, config in configs.items()}
+    if on_probes is not None:
+        on_probes([configs[key] for key, step_time in found.items() if step_time is None])
     per_step: dict[str, float] = {}
     step_times = []
     for key, runs in groups.items():
-        config = with_threads(runs[0].run.config, threads)
-        cpu_threads = None if torch.cuda.is_available() else config["train"]["threads"]
-        step_time = measured.get((key, cpu_threads)) or StepTime(
+        config = configs[key]
+        step_time = found[key] or StepTime(
             probe(config), None, "timing probe (checks not included)")
         per_step[key] = step_time.projected_s
         labels = list(dict.fromkeys(f"{p.run.dataset}/{p.run.condition}" for p in runs))

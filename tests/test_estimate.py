@@ -166,7 +166,10 @@ def test_estimate_prints_runs_and_device_hours_and_writes_nothing(tmp_path, caps
     assert "To train: 8 run(s), 160 steps, on 1 worker(s)" in printed.out
     assert "to max_steps: wall 0:40, 0.0111 device-hours" in printed.out
     assert "no early stop observed yet" in printed.out
-    assert printed.err.count("Timing probe: 16 px, K=3") == 2  # NLL+M's model, IR+M's
+    # NLL+M's model, IR+M's: announced, then numbered
+    assert printed.err.index("2 timing probe(s) to run") < printed.err.index("Timing probe 1/2")
+    assert printed.err.count("Timing probe 1/2: 16 px, K=3") == 1
+    assert printed.err.count("Timing probe 2/2: 16 px, K=3") == 1
 
 
 def test_estimate_excludes_dry_run_and_report_only():
