@@ -80,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="train nothing: collect results.csv and write the report",
     )
     mode.add_argument(
+        "--masks",
+        action="store_true",
+        help="draw the attention masks (input, reconstruction, each slot, ground truth) of the "
+        "finished runs chosen by --datasets, --conditions and --seeds into OUT/<spec>/masks/ "
+        "as PNG and PDF; train nothing",
+    )
+    mode.add_argument(
         "--estimate",
         action="store_true",
         help="print the runs left, a step's time on this machine (from finished runs, else a "
@@ -261,6 +268,10 @@ def main(
         return _dry_run_data(selected, args.spec, spec)
     if args.estimate:
         return _estimate(spec, runs, selected, store, args)
+    if args.masks:
+        from monetk_runner.masks import masks_command  # matplotlib, for this option only
+
+        return masks_command(spec, selected, store, Made.of(args.spec, spec.profile, args.sets))
     problem = _out_problem(Path(args.out))
     if problem is not None:
         print(f"--out: {problem}; nothing was run or written.", file=sys.stderr)
