@@ -293,10 +293,27 @@ def run_experiment(config: dict[str, Any], run_dir: str | Path,
         model.save(run_dir / ".model.tmp.keras")
         (run_dir / ".model.tmp.keras").replace(run_dir / "model.keras")
     result["wall_time_s"] = clock.elapsed()
+    if result["status"] == "ok":
+        keep_final_state(checkpoint_dir, steps, run_dir)
     atomic_write_json(result_path, result)
     if result["status"] == "ok":
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return result
+
+
+#: A finished run's last checkpoint state (the callbacks' state at its last step), kept beside its
+#: ``model.keras`` (the same weights and optimizer state) when the checkpoints are removed: a
+#: longer run of the same config can start from the two (``monetk_runner.extend``).
+FINAL_STATE = "final_state.json"
+
+
+def keep_final_state(checkpoint_dir: Path, step: int, run_dir: Path) -> None:
+    """Copy the checkpoint state of ``step`` to ``run_dir / FINAL_STATE``, naming ``model.keras``
+    (relative to ``run_dir``) as its model; nothing when there is no state of that step."""
+    path = checkpoint_dir / f"state-{step}.json"
+    if path.is_file():
+        state = json.loads(path.read_text())
+        atomic_write_json(run_dir / FINAL_STATE, {**state, "model": "model.keras"})
 
 
 def resume_point(checkpoint_dir: Path) -> tuple[dict | None, MONet | None, list[str]]:

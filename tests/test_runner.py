@@ -1195,3 +1195,60 @@ def test_a_store_committed_without_checkpoints_trains_only_what_it_lacks(tmp_pat
     assert [c["run_dir"] for c in fake.calls()[8:]] == [run_ids[0]]  # only the one left out
     a, b = (pd.read_csv(out / "section3_2" / "results.csv") for out in (first, clone))
     assert a.equals(b)
+
+
+# --- a longer run starts where a finished shorter one ended (monetk_runner.extend) -------------
+
+def test_a_longer_run_resumes_from_its_shorter_twin_and_equals_a_fresh_one(tmp_path, capsys):
+    """Real training (smoke scale): 20 steps, then the same run to 40 starts from the first one's
+    final checkpoint; its result equals a 40-step run trained from scratch, bit for bit."""
+    one = [*smoke("section3_2"), "--seeds", "1", "--conditions", "NLL+M", "--datasets",
+           "multi_dsprites"]
+
+    def steps(n):
+        return ["--set", f"defaults.train.max_steps={n}"]
+
+    extended, fresh = tmp_path / "extended", tmp_path / "fresh"
+    assert main([*one, *steps(20), "--out", str(extended)]) == 0
+    [short_id] = [p.name for p in (extended / "store").iterdir()]
+    capsys.readouterr()
+    assert main([*one, *steps(40), "--out", str(extended)]) == 0
+    assert f"starts from the finished run {short_id} at step 20" in capsys.readouterr().out
+    assert main([*one, *steps(40), "--out", str(fresh)]) == 0
+    results = [json.loads(next((out / "store").glob(f"*/{name}")).read_text())
+               for out, name in ((extended, "extended_from.json"), (fresh, "result.json"))]
+    assert results[0] == {"run_id": short_id, "step": 20}
+    [long_id] = [p.name for p in (extended / "store").iterdir() if p.name != short_id]
+    grown = json.loads((extended / "store" / long_id / "result.json").read_text())
+    assert grown["resumed_from"] == 20 and results[1]["resumed_from"] is None
+    assert grown["final"] == results[1]["final"] and grown["steps"] == results[1]["steps"] == 40
+    history = pd.read_csv(extended / "store" / long_id / "history.csv")
+    assert history["step"].tolist() == pd.read_csv(
+        next((fresh / "store").glob("*/history.csv")))["step"].tolist()
+
+
+def test_no_twin_with_a_decaying_rate_or_another_setting(tmp_path):
+    from monetk.config import resolve
+    from monetk_runner.extend import shorter_twin
+    from monetk_runner.store import RunStore
+
+    store = RunStore(tmp_path)
+    base = resolve({"train": {"max_steps": 20, "check_every": 10, "checkpoint_every": 10}})
+    twin = store.run_dir("twin")
+    twin.mkdir(parents=True)
+    (twin / "config.json").write_text(json.dumps(base))
+    (twin / "result.json").write_text(json.dumps({"status": "ok", "steps": 20}))
+    for name in ("final_state.json", "model.keras"):
+        (twin / name).write_text("{}")
+    longer = {**base, "train": {**base["train"], "max_steps": 40}}
+    assert shorter_twin(store, longer) == ("twin", 20)
+    assert shorter_twin(store, {**longer, "train": {**longer["train"], "lr_decay": "cosine"}}) \
+        is None
+    assert shorter_twin(store, {**longer, "loss": {**longer["loss"], "beta": 0.3}}) is None
+    odd = {**longer, "train": {**longer["train"], "max_steps": 45}}  # 5-step epochs, not 10
+    assert shorter_twin(store, odd) is None
+    (twin / "model.keras").unlink()  # a committed store keeps no model: nothing to start from
+    assert shorter_twin(store, longer) is None
+    (twin / "model.keras").write_text("{}")
+    (twin / "result.json").write_text(json.dumps({"status": "ok", "steps": 10}))  # rule fired
+    assert shorter_twin(store, longer) is None
