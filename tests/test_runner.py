@@ -455,7 +455,8 @@ def test_yaml_only_condition_runs_without_code_change(tmp_path, fake):
         "multi_dsprites": 0.01,
         "objects_room": 0.1,
     }
-    assert set(results[results["condition"] != "MW+M+beta1"]["status"]) == {"missing"}
+    # the conditions left out with --conditions (issue 29: not "missing")
+    assert set(results[results["condition"] != "MW+M+beta1"]["status"]) == {"not selected"}
 
 
 def test_results_csv_has_the_contract_columns_and_one_column_per_condition_parameter(
