@@ -273,7 +273,8 @@ def learning_curves(
             ax.set_title(f"{dataset}: {label}")
             ax.set_xlabel("step")
             ax.grid(alpha=0.3)
-        row[0].legend(loc="best", fontsize="small")
+        if row[0].get_legend_handles_labels()[0]:
+            row[0].legend(loc="best", fontsize="small")
     fig.suptitle("Learning curves: median over finished runs (band: IQR); dots: each run's last "
                  "check; x: failed; dashed: unfinished")
     return save(fig, path)

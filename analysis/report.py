@@ -217,9 +217,10 @@ def _curves_section(histories: pd.DataFrame, curves: pd.DataFrame, claim_curves:
         + ". The medians are over the finished ok runs (a run that stopped earlier keeps its "
         "last value); all checks are in `curves.csv`.",
         "",
-        "Still moving at the end (may be under-trained): "
-        + ("; ".join(f"{d}: {why}" for (d, _), why in moving.items()) if moving else "none")
-        + ".",
+        ("No run has finished: nothing to judge yet." if claim_curves.empty else
+         "Still moving at the end (may be under-trained): "
+         + ("; ".join(f"{d}: {why}" for (d, _), why in moving.items()) if moving else "none")
+         + "."),
         "",
     ]
     for dataset, rows in curves.groupby("dataset", sort=False):
