@@ -149,7 +149,8 @@ def test_report_with_only_unfinished_runs_judges_nothing(tmp_path):
     runs = tmp_path / "runs"
     _history(runs / "d/A/seed-1", [10, 20], [0.1, 0.2], [0.4, 0.3])
     df = load_results(pd.DataFrame([{"dataset": "d", "condition": "A", "seed": 1,
-                                     "status": "missing", "run_dir": "d/A/seed-1"}]))
+                                     "status": "missing", "fg_ari": np.nan,
+                                     "run_dir": "d/A/seed-1"}]))
     written = write_report({"name": "x", "datasets": {"d": {}}, "conditions": {"A": {}}}, df,
                            tmp_path / "report", results_dir=runs)
     text = written["report"].read_text()
