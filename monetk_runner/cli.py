@@ -316,6 +316,8 @@ def main(
     for p in planned:
         if p.state != "todo":
             store.link_view(spec.name, p.run, p.found.run_id)
+        else:
+            store.drop_stale_view(spec.name, p.run, p.found.run_id)
     results = results_table(spec, planned, spec_dir, selected)
     write_results(results, spec_dir / "results.csv")
     print(f"Results: {spec_dir / 'results.csv'} ({_counts(results)})")

@@ -130,6 +130,19 @@ class RunStore:
         pointer = {"run_id": run_id, "store": os.path.relpath(target_dir, view)}
         atomic_write_json(view / POINTER, pointer)
 
+    def drop_stale_view(self, spec_name: str, run: Run, run_id: str) -> None:
+        """Remove the spec's view of ``run`` when it points at a run other than ``run_id`` (a view
+        left by an earlier config of the spec), so that results.csv and the report never show
+        another run's records for it."""
+        view = self.view_dir(spec_name, run)
+        target = self.view_target(view)
+        if target is None or target == run_id:
+            return
+        if view.is_symlink():
+            view.unlink()
+        else:
+            (view / POINTER).unlink()
+
     def view_target(self, view: Path) -> str | None:
         """The run id a view points at, or None if ``view`` is not a view."""
         if view.is_symlink():

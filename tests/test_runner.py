@@ -1253,3 +1253,25 @@ def test_no_twin_with_a_decaying_rate_or_another_setting(tmp_path):
     (twin / "model.keras").write_text("{}")
     (twin / "result.json").write_text(json.dumps({"status": "ok", "steps": 10}))  # rule fired
     assert shorter_twin(store, longer) is None
+
+
+def test_a_view_left_by_an_earlier_config_is_dropped(tmp_path, fake):
+    spec = tmp_path / "longer.yaml"
+
+    def write(steps):
+        spec.write_text(f"extends: {SPECS / 'section3_2.yaml'}\nname: longer\n"
+                        f"profiles: {{smoke: {{defaults: {{train: {{max_steps: {steps}}}}}}}}}\n")
+
+    write(20)
+    out = tmp_path / "runs"
+    one = [str(spec), "--profile", "smoke", "--seeds", "1", "--conditions", "NLL+M"]
+    assert runner(out, *one, "--datasets", "multi_dsprites", train=fake) == 0
+    view = out / "longer" / "multi_dsprites" / "NLL+M" / "seed-1"
+    assert view.is_symlink()
+    write(30)  # the spec edited: the run is another one, not trained yet
+    assert runner(out, *one, "--report-only") == 0
+    assert not view.exists() and not view.is_symlink()
+    results = pd.read_csv(out / "longer" / "results.csv", keep_default_na=False)
+    row = results[(results["dataset"] == "multi_dsprites") & (results["condition"] == "NLL+M")
+                  & (results["seed"] == 1)].iloc[0]
+    assert row["status"] == "missing" and row["run_dir"] == ""
