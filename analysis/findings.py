@@ -53,8 +53,11 @@ COLUMNS = ["claim", "dataset", "paper", "ours", "verdict", "why", "caveat"]
 #: FG-ARI moving by more than ``fg_ari`` (absolute), or its median monitored MSE by more than
 #: ``mse_relative`` (relative), between its last check and the check ``checks`` before it, may be
 #: under-trained (:func:`still_moving`). ``verdicts: false``: no verdict at all (smoke scale).
+#: The default margin 0.2: the 4,000-step demos' NLL+M (median FG-ARI 0.17) had separated the
+#: room's background but not the objects (their mask pictures), and the paper's conditions that
+#: "did not segment" score 0.01-0.03.
 REPORT_DEFAULTS: dict[str, Any] = {
-    "chance_margin": 0.1,
+    "chance_margin": 0.2,
     "under_trained": {"checks": 2, "fg_ari": 0.05, "mse_relative": 0.1},
     "verdicts": True,
 }

@@ -278,6 +278,12 @@ def _header(spec: Mapping[str, Any], title: str, df: pd.DataFrame,
     ran = df[df["status"].isin(["ok", "failed"])]
     if ran.empty:
         lines += ["", "No run has finished: nothing is known of what ran."]
+    elif not any(column.startswith("config.") for column in ran.columns):
+        lines += ["", "The runs' records hold no settings (`config.*` columns: results.csv written "
+                  "before monetk 0.4), so what ran is known only from the profile's description "
+                  f"below; {len(ran)} finished runs, seeds "
+                  f"{_seed_ranges(sorted(int(s) for s in ran['seed'].unique()))}, steps "
+                  f"{_ran_row('', ran)['steps (max; reached)'].split('; ')[1]}."]
     else:
         rows = [_ran_row(d, ran[ran["dataset"] == d]) for d in datasets
                 if (ran["dataset"] == d).any()]

@@ -145,14 +145,14 @@ def test_tied_medians_are_not_the_papers_order():
 
 def test_a_pair_of_unsegmented_conditions_is_not_testable():
     # Section 3.3's demo: MSE+M at FG-ARI 0, MW+M at 0.038; the trivial segmentation scores 0 on
-    # scenes of 2-3 objects, so both are within the default margin 0.1 of it.
+    # scenes of 2-3 objects, so both are within the default margin 0.2 of it.
     a = np.linspace(0.0, 0.01, 8)
     df = _with_trivial({"A": a, "B": a + 0.03 + np.arange(8) / 1000})
     spec = _pair_spec([0.0])
     spec["paper"]["medians"]["d"] = {"A": 0.39, "B": 0.76}
     medians, row = _findings(spec, df).to_dict("records")
     assert row["verdict"] == medians["verdict"] == "not testable at this scale"
-    assert row["why"].startswith("not segmented: A FG-ARI 0.00500 <= trivial 0 + margin 0.1; B")
+    assert row["why"].startswith("not segmented: A FG-ARI 0.00500 <= trivial 0 + margin 0.2; B")
     # with a margin of 0.02 B has segmented: the same data decide the claim (all 8 pairs B > A)
     spec["report"] = {"chance_margin": 0.02}
     medians, row = _findings(spec, df).to_dict("records")

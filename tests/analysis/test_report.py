@@ -76,7 +76,7 @@ def test_section3_1_report(tmp_path):
         "# Ablation of beta and gamma (section 3.1)",
         "profile `demo` (not the paper's settings)",
         # the fixture has no config.* columns: the header says what it cannot know
-        "| multi_dsprites | not recorded | not recorded |",
+        "The runs' records hold no settings (`config.*` columns",
         "The profile's description (its author's intent): ",
         "20 made-up seeds instead of 100",
         "| objects_room | objects_room_generated |",
