@@ -24,7 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from monetk import NUMERICS_VERSION, losses
+# optimizers: registers the optimizer and learning-rate schedule that a saved MONet's compile
+# config names, so that keras.models.load_model(".../model.keras") needs only this module.
+from monetk import NUMERICS_VERSION, losses, optimizers  # noqa: F401
 from monetk.config import sigma_per_slot
 from monetk.layers import AttentionUNet, BroadcastDecoder, ComponentEncoder, hwio_to_ohwi
 from monetk.trackers import TermMeans

@@ -138,3 +138,18 @@ def test_the_optimizer_follows_the_schedule_and_saves_it():
     assert restored._learning_rate.get_config() == optimizer._learning_rate.get_config()
     constant = build_optimizer({**train, "warmup_steps": 0})
     assert not isinstance(constant._learning_rate, WarmupDecay)
+
+
+def test_a_saved_model_with_a_schedule_loads_after_importing_the_model_alone(tmp_path):
+    """A model.keras whose optimizer has the schedule loads with only monetk.model imported (the
+    schedule registers itself through it), in a fresh interpreter."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import monetk.model, keras; "
+            "print(keras.saving.get_registered_object('monetk>WarmupDecay').__name__, "
+            "keras.saving.get_registered_object('monetk>FusedRMSprop').__name__)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, env={**os.environ, "KERAS_BACKEND": "torch"})
+    assert done.stdout.split() == ["WarmupDecay", "FusedRMSprop"]
