@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from analysis.posthoc import cliques
 from analysis.results import paired_values
@@ -272,9 +273,16 @@ def learning_curves(
                 ax.set_yscale("log")
             ax.set_title(f"{dataset}: {label}")
             ax.set_xlabel("step")
+            ax.xaxis.set_major_locator(MaxNLocator(6))
+            ax.xaxis.set_major_formatter(FuncFormatter(_steps))
             ax.grid(alpha=0.3)
         if row[0].get_legend_handles_labels()[0]:
             row[0].legend(loc="best", fontsize="small")
     fig.suptitle("Learning curves: median over finished runs (band: IQR); dots: each run's last "
                  "check; x: failed; dashed: unfinished")
     return save(fig, path)
+
+
+def _steps(value: float, _position: int) -> str:
+    """A step count on an axis: ``40k`` for 40,000, ``1.5k`` for 1,500, ``20`` for 20."""
+    return f"{value / 1000:g}k" if abs(value) >= 1000 else f"{value:g}"

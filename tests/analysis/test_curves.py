@@ -157,3 +157,9 @@ def test_report_with_only_unfinished_runs_judges_nothing(tmp_path):
     assert "Runs drawn: 1 unfinished." in text
     assert "No run has finished: nothing to judge yet." in text
     assert "Still moving" not in text
+
+
+def test_step_ticks_read_in_thousands():
+    from analysis.figures import _steps
+
+    assert [_steps(v, 0) for v in (40000, 1500, 20, 0)] == ["40k", "1.5k", "20", "0"]
