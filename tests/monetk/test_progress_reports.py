@@ -6,22 +6,8 @@ from __future__ import annotations
 import pytest
 
 from monetk import experiment
-from monetk.config import resolve
 from monetk.experiment import COMPILING, _Progress, run_experiment
-
-
-def tiny_config(tmp_path, **train):
-    return resolve({
-        "seed": 3,
-        "data": {"image_size": 16, "num_train": 64, "num_eval": 16, "num_monitor": 16,
-                 "cache_dir": str(tmp_path / "cache"), "max_objects": 3},
-        "model": {"num_slots": 3, "unet_base_width": 4, "encoder_channels": [8, 8, 8, 8],
-                  "encoder_mlp_hidden": 16, "latent_size": 4, "decoder_channels": 8,
-                  "decoder_layers": 2},
-        "train": {"optimizer": "adam", "learning_rate": 1e-3, "epsilon": 1e-8, "batch_size": 8,
-                  **train},
-        "eval": {"batch_size": 8},
-    })
+from tests.monetk.test_training import tiny_config
 
 
 def test_a_run_reports_its_steps_and_running_loss_within_an_epoch(tmp_path, monkeypatch):
