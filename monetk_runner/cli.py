@@ -30,7 +30,7 @@ from monetk_runner.executors import (
     visible_gpus,
 )
 from monetk_runner.expand import MAX_RUNS, load_runs, select
-from monetk_runner.extend import start_from_twin
+from monetk_runner.extend import Twins
 from monetk_runner.folder import Made, changed, conflict, record, recorded
 from monetk_runner.plan import UNFINISHED, Planned, plan, summary, table, to_train
 from monetk_runner.progress import RunBoard
@@ -417,10 +417,11 @@ def _train(
             (store.run_dir(run_id) / RESULT).unlink()
         planned = plan(spec.name, selected, store)
     print(summary(planned))
+    twins = Twins(store)
     for p in planned:
         store.link_view(spec.name, p.run, p.found.run_id)
         if p.state == "todo":
-            started = start_from_twin(store, p.found.run_id, p.run.config)
+            started = twins.start(p.found.run_id, p.run.config)
             if started is not None:
                 print(started)
     tasks = _tasks(planned, store)

@@ -37,53 +37,66 @@ def _epoch(train: Mapping[str, Any]) -> int:
     return math.gcd(train["check_every"], train["checkpoint_every"], train["max_steps"])
 
 
-def shorter_twin(store: RunStore, config: Mapping[str, Any]) -> tuple[str, int] | None:
-    """(run id, step) of the finished run whose final checkpoint ``config``'s run can start from:
-    the same config but a smaller ``max_steps`` that it trained to, the same steps per epoch and
-    a constant learning rate; the longest such run; None if there is none."""
-    train = config["train"]
-    if train.get("lr_decay", "none") != "none" or not store.root.is_dir():
-        return None
-    key, best = _length_free_id(config), None
-    for run_dir in store.root.iterdir():
-        result = read_result(run_dir) if (run_dir / "result.json").is_file() else None
-        if result is None or result.get("status") != "ok":
-            continue
-        try:
-            twin = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        steps = twin["train"]["max_steps"]
-        if not (result.get("steps") == steps < train["max_steps"]
-                and _epoch(twin["train"]) == _epoch(train)
-                and (run_dir / FINAL_STATE).is_file() and (run_dir / FINAL_MODEL).is_file()
-                and _length_free_id(twin) == key):
-            continue
-        if best is None or steps > best[1]:
-            best = (run_dir.name, steps)
-    return best
+class Twins:
+    """The finished runs that a longer run can start from, read from the store once (on the first
+    question) and indexed by their config without ``max_steps``: each trained to its own
+    ``max_steps`` with a constant learning rate and kept its final state and model."""
 
+    def __init__(self, store: RunStore):
+        self.store = store
+        self._index: dict[str, list[tuple[int, str, int]]] | None = None
 
-def start_from_twin(store: RunStore, target_id: str, config: Mapping[str, Any]) -> str | None:
-    """Copy the final checkpoint of :func:`shorter_twin` into the untouched run ``target_id`` (no
-    result, no checkpoint) and record it; return a line saying so, or None."""
-    target = store.run_dir(target_id)
-    if (target / "result.json").exists() or (target / CHECKPOINT).exists():
-        return None
-    found = shorter_twin(store, config)
-    if found is None:
-        return None
-    twin_id, step = found
-    source = store.run_dir(twin_id)
-    state = json.loads((source / FINAL_STATE).read_text(encoding="utf-8"))
-    state = {**state, "model": f"ckpt-{step}.keras"}
-    staging = target / f".{CHECKPOINT}.copying"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    shutil.copy2(source / FINAL_MODEL, staging / f"ckpt-{step}.keras")
-    for name in (f"state-{step}.json", "state.json"):
-        (staging / name).write_text(json.dumps(state), encoding="utf-8")
-    staging.rename(target / CHECKPOINT)
-    atomic_write_json(target / RECORD, {"run_id": twin_id, "step": step})
-    return f"{target_id} starts from the finished run {twin_id} at step {step:,}"
+    def _read(self) -> dict[str, list[tuple[int, str, int]]]:
+        index: dict[str, list[tuple[int, str, int]]] = {}
+        runs = self.store.root.iterdir() if self.store.root.is_dir() else []
+        for run_dir in runs:
+            if not ((run_dir / FINAL_STATE).is_file() and (run_dir / FINAL_MODEL).is_file()):
+                continue
+            result = read_result(run_dir)
+            try:
+                twin = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            steps = twin["train"]["max_steps"]
+            if (result is None or result.get("status") != "ok" or result.get("steps") != steps
+                    or twin["train"].get("lr_decay", "none") != "none"):
+                continue
+            index.setdefault(_length_free_id(twin), []).append(
+                (steps, run_dir.name, _epoch(twin["train"])))
+        return index
 
+    def longest(self, config: Mapping[str, Any]) -> tuple[str, int] | None:
+        """(run id, step) of the longest finished run ``config``'s run can start from: the same
+        config but a smaller ``max_steps`` and the same steps per epoch; None if there is none."""
+        train = config["train"]
+        if train.get("lr_decay", "none") != "none":
+            return None
+        if self._index is None:
+            self._index = self._read()
+        fits = [(steps, run_id) for steps, run_id, epoch in
+                self._index.get(_length_free_id(config), [])
+                if steps < train["max_steps"] and epoch == _epoch(train)]
+        return (max(fits)[1], max(fits)[0]) if fits else None
+
+    def start(self, target_id: str, config: Mapping[str, Any]) -> str | None:
+        """Copy the final state and model of :meth:`longest` into the untouched run ``target_id``
+        (no result, no checkpoint) as its checkpoint and record it; a line saying so, or None."""
+        target = self.store.run_dir(target_id)
+        if (target / "result.json").exists() or (target / CHECKPOINT).exists():
+            return None
+        found = self.longest(config)
+        if found is None:
+            return None
+        twin_id, step = found
+        source = self.store.run_dir(twin_id)
+        state = json.loads((source / FINAL_STATE).read_text(encoding="utf-8"))
+        state = {**state, "model": f"ckpt-{step}.keras"}
+        staging = target / f".{CHECKPOINT}.copying"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        shutil.copy2(source / FINAL_MODEL, staging / f"ckpt-{step}.keras")
+        for name in (f"state-{step}.json", "state.json"):
+            (staging / name).write_text(json.dumps(state), encoding="utf-8")
+        staging.rename(target / CHECKPOINT)
+        atomic_write_json(target / RECORD, {"run_id": twin_id, "step": step})
+        return f"{target_id} starts from the finished run {twin_id} at step {step:,}"

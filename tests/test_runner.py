@@ -1230,8 +1230,11 @@ def test_a_longer_run_resumes_from_its_shorter_twin_and_equals_a_fresh_one(tmp_p
 
 def test_no_twin_with_a_decaying_rate_or_another_setting(tmp_path):
     from monetk.config import resolve
-    from monetk_runner.extend import shorter_twin
+    from monetk_runner.extend import Twins
     from monetk_runner.store import RunStore
+
+    def shorter_twin(store, config):  # a fresh index each time: the test edits the store
+        return Twins(store).longest(config)
 
     store = RunStore(tmp_path)
     base = resolve({"train": {"max_steps": 20, "check_every": 10, "checkpoint_every": 10}})
