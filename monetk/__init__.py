@@ -6,7 +6,7 @@ from monetk.backend import ensure_torch_backend
 
 ensure_torch_backend()
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 #: Version of monetk's numerics: bumped whenever a change alters what a run with the same config
 #: computes (a loss, the initialisation, the optimiser). It is part of every run id, so runs of

@@ -1,7 +1,7 @@
 """Data files checked before anything runs: every DeepMind TFRecord file the selected runs read
 exists and starts with a record in the layout its ``data.source`` expects; when one does not, the
 message says how to get the files (``python -m monetk.data fetch``) and how to run without them
-(the spec's ``demo`` and ``smoke`` profiles, on built-in generated scenes)."""
+(the spec's ``smoke``, ``quick`` and ``demo`` profiles, on built-in generated scenes)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from monetk_runner.spec import Spec, SpecError
 #: Where a user is told to read about the files (README section).
 WHERE_TO_READ = 'README.md, section "Paper scale"'
 #: Profiles that need no download, offered when the data files are missing.
-NO_DOWNLOAD_PROFILES = ("demo", "smoke")
+NO_DOWNLOAD_PROFILES = ("smoke", "quick", "demo")
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def _fetch_commands(bad: list[DataFile]) -> list[str]:
 
 
 def no_download_profiles(spec_arg: str, spec: Spec) -> list[str]:
-    """The spec's ``demo`` and ``smoke`` profiles (not the chosen one) whose runs all read
+    """The spec's :data:`NO_DOWNLOAD_PROFILES` (not the chosen one) whose runs all read
     built-in generated data."""
     found = []
     for name in NO_DOWNLOAD_PROFILES:

@@ -43,6 +43,7 @@ def test_the_headline_command_without_data_offers_the_fetch_and_the_no_download_
     assert err[3] == "  python -m monetk.data fetch multi_dsprites objects_room"
     assert f"  python runner.py {spec} --profile demo" in err
     assert f"  python runner.py {spec} --profile smoke" in err
+    assert f"  python runner.py {spec} --profile quick" in err
     assert err[-1] == "The data files cannot be read; nothing was run or written."
     assert not (tmp_path / "out").exists()
     # the offered profile gets past the data check

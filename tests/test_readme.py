@@ -122,7 +122,7 @@ def test_the_readme_smoke_command_writes_a_report(tmp_path):
     assert (tmp_path / "out" / "section3_2" / "report" / "report.md").is_file()
 
 
-def test_the_quick_start_shows_the_fetch_command_and_the_three_profiles():
+def test_the_quick_start_shows_the_fetch_command_and_every_profile():
     from monetk.data.__main__ import build_parser as data_parser
 
     run = README.split("## Run", 1)[1].split("\n## ", 1)[0]
@@ -138,4 +138,4 @@ def test_the_quick_start_shows_the_fetch_command_and_the_three_profiles():
         r"```bash\n(.*?)```", quick_start, flags=re.S) for line in block.splitlines()]
     profiles = {build_parser().parse_args(c[2:]).profile for c in commands
                 if c[:3] == ["python", "runner.py", "specs/section3_3.yaml"]}
-    assert profiles == {"smoke", "demo", None}  # None: the default, paper
+    assert profiles == {"smoke", "quick", "demo", None}  # None: the default, paper

@@ -202,9 +202,9 @@ def test_default_profile_is_the_paper_profile():
         assert [r.config for r in default_runs] == [r.config for r in paper_runs]
 
 
-@pytest.mark.parametrize("profile", ["demo", "smoke"])
+@pytest.mark.parametrize("profile", ["demo", "quick", "smoke"])
 @pytest.mark.parametrize("name", ["section3_1", "section3_2", "section3_3"])
-def test_demo_and_smoke_profiles_use_generated_data_and_describe_themselves(name, profile):
+def test_cpu_profiles_use_generated_data_and_describe_themselves(name, profile):
     spec, runs = load_runs(SPECS / f"{name}.yaml", profile=profile)
     assert spec.profile_description
     sources = {r.dataset: r.config["data"]["source"] for r in runs}
@@ -212,14 +212,60 @@ def test_demo_and_smoke_profiles_use_generated_data_and_describe_themselves(name
         "multi_dsprites": "multi_dsprites_generated",
         "objects_room": "objects_room_generated",
     }
-    if profile == "demo":  # run_datasets: ObjectsRoom only, shared across the sections
+    if profile != "smoke":  # run_datasets: ObjectsRoom only, shared across the sections
         expected.pop("multi_dsprites")
     assert sources == expected
     # enough seeds for the declared tests to reach p < 0.05 (issue 16): 3.1's sign tests on 12
     # pooled blocks, 3.2's one Wilcoxon pair, 3.3's three pairs under Holm
-    seeds = {"section3_1": 6, "section3_2": 8, "section3_3": 8}[name] if profile == "demo" else 2
+    seeds = {"section3_1": 6, "section3_2": 8, "section3_3": 8}[name] if profile != "smoke" else 2
     assert len({r.seed for r in runs}) == seeds
-    assert all(r.config["train"]["max_steps"] <= 9000 for r in runs)
+    assert all(r.config["train"]["max_steps"] <= 10000 for r in runs)
+
+
+@pytest.mark.parametrize(
+    "name", ["section3_1", "section3_2", "section3_3", "section3_2_sequential"])
+def test_the_quick_profile_trains_the_runs_of_the_committed_quick_demos(name):
+    """monetk 0.3's demos (made as ``--profile demo``, committed under docs/quick/) are the quick
+    profile's runs: every committed row's run id is one the profile expands to."""
+    import pandas as pd
+
+    committed = pd.read_csv(ROOT / "docs" / "quick" / name / "results.csv",
+                            dtype={"condition": str})
+    _, runs = load_runs(SPECS / f"{name}.yaml", profile="quick")
+    ids = {(r.condition, r.seed): {r.run_id, r.alt_id} for r in runs}
+    done = committed[committed["status"] == "ok"]
+    assert len(done) >= 16
+    for row in done.itertuples():
+        assert row.run_id in ids[(row.condition, row.seed)], (row.condition, row.seed)
+
+
+def test_the_committed_convergence_runs_are_runs_of_the_convergence_spec():
+    """docs/demo/store holds the convergence study's finished runs: each folder is a run id of
+    ``specs/convergence.yaml --profile demo`` or the shorter run one of them was extended from
+    (``extended_from.json``), so editing the demo profile cannot orphan them."""
+    import json
+
+    _, runs = load_runs(SPECS / "convergence.yaml", profile="demo")
+    ids = {r.run_id for r in runs} | {r.alt_id for r in runs}
+    store = ROOT / "docs" / "demo" / "store"
+    stored = {p.name for p in store.iterdir() if p.is_dir()}
+    sources = {json.loads(p.read_text())["run_id"] for p in store.glob("*/extended_from.json")}
+    assert len(stored) >= 8 and stored <= ids | (sources & stored)
+    assert sources <= stored
+
+
+def test_the_demos_nll_m_is_the_convergence_studys_10k_cosine_run():
+    """Section 3.1's 01 (= 3.2's and 3.3's NLL+M) under the demo profile resolves to the
+    convergence study's NLL+M-cosine-10k run on ObjectsRoom-like scenes, seed for seed, so the
+    study's runs are the demos' first seeds when both use one store."""
+    _, demo = load_runs(SPECS / "section3_1.yaml", profile="demo")
+    _, study = load_runs(SPECS / "convergence.yaml", profile="demo")
+    ours = {r.seed: r.run_id for r in demo if r.condition == "01"}
+    theirs = {r.seed: r.run_id for r in study
+              if r.condition == "NLL+M-cosine-10k" and r.dataset == "objects_room"}
+    assert set(theirs) <= set(ours) and all(ours[s] == theirs[s] for s in theirs)
+    config = next(r.config for r in demo if r.condition == "01")
+    assert config["model"]["num_slots"] == 7 and config["train"]["lr_decay"] == "cosine"
 
 
 @pytest.mark.skipif(PAPER is None, reason=f"{PAPER_ENV} (the paper's text) is not set")
@@ -436,7 +482,7 @@ def test_unknown_profile_and_bad_set_are_reported(tmp_path, capsys):
         "--set",
         "defaults.train.max_stepz=5",
     )
-    assert "--profile: 'huge' is not a profile (allowed: paper, demo, smoke)" in err
+    assert "--profile: 'huge' is not a profile (allowed: paper, demo, quick, smoke)" in err
     assert "--set 'seeds': expected key.path=value" in err
     assert "--set: defaults.train.max_stepz: unknown key (allowed: optimizer," in err
 
