@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -303,7 +303,7 @@ def _ran_row(dataset: str, runs: pd.DataFrame) -> dict[str, str]:
     def values(column: str) -> str:
         if column not in runs.columns:
             return "not recorded"
-        found = list(dict.fromkeys(str(v) for v in runs[column] if not pd.isna(v)))
+        found = list(dict.fromkeys(_plain(v) for v in runs[column] if not pd.isna(v)))
         return " / ".join(found) if found else "not recorded"
 
     steps = (pd.to_numeric(runs["steps"], errors="coerce").dropna() if "steps" in runs.columns
@@ -315,14 +315,36 @@ def _ran_row(dataset: str, runs: pd.DataFrame) -> dict[str, str]:
     return {"dataset": dataset, "image": image + (" px" if image != "not recorded" else ""),
             "K": values("config.num_slots"),
             "steps (max; reached)": f"{values('config.max_steps')}; {reached}",
+            "checks every": values("config.check_every"),
             "batch": values("config.batch_size"),
-            "optimiser (lr)": f"{values('config.optimizer')} ({values('config.learning_rate')})",
+            "optimiser (lr)": f"{values('config.optimizer')} ({_rate(values)})",
             "objects": f"{values('config.min_objects')}-{values('config.max_objects')}",
             "eval images": values("config.num_eval"),
             "data": values("config.data_source") + (
                 f" ({values('config.data_path')})"
                 if values("config.data_path") not in ("not recorded", "nan") else ""),
             "seeds": f"{_seed_ranges(seeds)} ({len(seeds)})"}
+
+
+def _plain(value: Any) -> str:
+    """A recorded setting as written: a whole number read back as a float (a column with
+    gaps) loses its ".0"."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _rate(values: Callable[[str], str]) -> str:
+    """The learning rate and, where the runs recorded one, its warm-up and decay: "0.001",
+    "0.001, cosine to x0.1", "0.001, 500 warm-up steps, cosine to x0.1"."""
+    parts = [values("config.learning_rate")]
+    warmup = values("config.warmup_steps")
+    if warmup not in ("0", "not recorded"):
+        parts.append(f"{warmup} warm-up steps")
+    decay = values("config.lr_decay")
+    if decay not in ("none", "not recorded"):
+        parts.append(f"{decay} to x{values('config.lr_final_ratio')}")
+    return ", ".join(parts)
 
 
 def _seed_ranges(seeds: list[int]) -> str:

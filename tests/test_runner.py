@@ -1150,7 +1150,7 @@ def test_a_rewritten_report_keeps_no_file_of_the_previous_one(tmp_path):
     assert not list(report.parent.glob(".report*"))  # no temporary folder left
     text = (report / "report.md").read_text()
     assert "Command: `python runner.py" in text and "overrides of the spec: none." in text
-    assert "| multi_dsprites | 16 px | 3 | 20; 20 | 8 | adam (0.001) |" in text
+    assert "| multi_dsprites | 16 px | 3 | 20; 20 | 10 | 8 | adam (0.001) |" in text
     assert "torch CPU kernels: " in text and "torch CPU kernels: not recorded" not in text
 
 

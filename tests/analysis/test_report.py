@@ -243,3 +243,31 @@ def test_a_table_from_two_machines_says_so(tmp_path):
     same = [{**r, "machine": "AMD EPYC"} for r in rows]
     write_report(spec, pd.DataFrame(same), tmp_path / "same")
     assert "Mixed machines" not in (tmp_path / "same" / "report.md").read_text()
+
+
+def test_the_header_prints_each_datasets_rate_schedule_and_check_interval(tmp_path):
+    """The header's "What ran" row reads the schedule from the runs' config columns: a constant
+    rate stays "adam (0.001)"; a warm-up and a decay are named; runs recorded before monetk 0.5
+    (no such columns) print the rate alone."""
+    def rows(dataset, **config):
+        return [{"dataset": dataset, "condition": c, "seed": s, "status": "ok", "fg_ari": 0.1 * s,
+                 "steps": 100, "config.optimizer": "adam", "config.learning_rate": 0.001,
+                 **{f"config.{k}": v for k, v in config.items()}}
+                for c in ("A", "B") for s in (1, 2)]
+
+    df = pd.DataFrame(rows("flat", lr_decay="none", lr_final_ratio=0.0, warmup_steps=0,
+                           check_every=50)
+                      + rows("decayed", lr_decay="cosine", lr_final_ratio=0.1, warmup_steps=20,
+                             check_every=50)
+                      + rows("old"))
+    spec = {"name": "mini", "conditions": {"A": {}, "B": {}},
+            "datasets": {"flat": {}, "decayed": {}, "old": {}}}
+    write_report(spec, df, tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    assert ("| dataset | image | K | steps (max; reached) | checks every | batch | "
+            "optimiser (lr) |") in report
+    unknown = "not recorded | not recorded | not recorded; 100"
+    assert f"| flat | {unknown} | 50 | not recorded | adam (0.001) |" in report
+    assert (f"| decayed | {unknown} | 50 | not recorded | "
+            "adam (0.001, 20 warm-up steps, cosine to x0.1) |") in report
+    assert f"| old | {unknown} | not recorded | not recorded | adam (0.001) |" in report
