@@ -15,8 +15,10 @@ Verdicts (the same words in every report):
   (:func:`at_chance`); or the spec's ``report.verdicts`` is false (a profile too small for any
   verdict, such as ``smoke``).
 
-Beside the verdict, ``caveat`` names the conditions of a claim that may be under-trained
-(:func:`still_moving`): their median FG-ARI or monitored MSE still moved over the last checks.
+Beside the verdict, ``caveat`` names the conditions of a claim whose runs are not all finished
+(:func:`incomplete`: the numbers come from the finished ones, a design still being trained) and
+those that may be under-trained (:func:`still_moving`): their median FG-ARI or monitored MSE
+still moved over the last checks.
 
 The paper's decision uses the paper's own p-values, corrected as the spec's test corrects ours
 (a printed 0 counts as significant); its direction comes from its medians (for a factor: the
@@ -185,23 +187,43 @@ def findings_table(
         rows.append(_stop_row(dataset, values, stop, metric))
     moving = None if curves is None else still_moving(curves, rules["under_trained"])
     for row in rows:
-        row["caveat"] = _caveat(row, moving, summary)
+        row["caveat"] = _caveat(row, moving, summary, results)
         if not rules["verdicts"]:
             row.update(verdict=VERDICTS[3], why="this profile is too small for any verdict: its "
                                                 "numbers mean nothing (report.verdicts: false)")
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def incomplete(results: pd.DataFrame, dataset: str, conditions: list[str]) -> str:
+    """``incomplete (runs finished): C k of n, ...`` for each condition of ``dataset`` with runs
+    of the design (every row but ``not selected``) that are not ``ok``; "" when all finished."""
+    if "status" not in results.columns:
+        return ""
+    rows = results[(results["dataset"] == dataset) & (results["status"] != "not selected")]
+    parts = []
+    for condition in conditions:
+        status = rows.loc[rows["condition"].astype(str) == str(condition), "status"]
+        done = int((status == "ok").sum())
+        if done < len(status):
+            parts.append(f"{condition} {done} of {len(status)}")
+    return "incomplete (runs finished): " + ", ".join(parts) if parts else ""
+
+
 def _caveat(row: Mapping[str, Any], moving: Mapping[tuple[str, str], str] | None,
-            summary: pd.DataFrame) -> str:
-    """``may be under-trained: ...`` for the conditions of ``row["_conditions"]`` still moving."""
+            summary: pd.DataFrame, results: pd.DataFrame) -> str:
+    """The conditions of ``row["_conditions"]`` (default: all of its dataset) with unfinished
+    runs (:func:`incomplete`), then those still moving (``may be under-trained: ...``)."""
     conditions = row.pop("_conditions", None)
-    if moving is None:
-        return "no learning curves: training length not checked"
     if conditions is None:
         conditions = summary.loc[summary["dataset"] == row["dataset"], "condition"].tolist()
-    reasons = [moving[(row["dataset"], c)] for c in conditions if (row["dataset"], c) in moving]
-    return "may be under-trained: " + "; ".join(reasons) if reasons else ""
+    notes = [incomplete(results, row["dataset"], conditions)]
+    if moving is None:
+        notes.append("no learning curves: training length not checked")
+    else:
+        reasons = [moving[(row["dataset"], c)] for c in conditions
+                   if (row["dataset"], c) in moving]
+        notes.append("may be under-trained: " + "; ".join(reasons) if reasons else "")
+    return "; ".join(note for note in notes if note)
 
 
 def _median_row(dataset: str, paper: Mapping[str, float], summary: pd.DataFrame,

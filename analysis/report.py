@@ -198,6 +198,8 @@ def _findings_section(findings: pd.DataFrame, rules: Mapping[str, Any]) -> str:
         f"{moving['mse_relative']:.0%}, between its last check and the check {moving['checks']} "
         "before it (`report.under_trained`), on the runs' curves up to the step their metrics "
         "come from; also when it has too few checks to tell.",
+        "- caveat *incomplete*: a condition of the claim has runs of the design that are not "
+        "finished (missing, failed or still training); its numbers come from the finished ones.",
         "",
         markdown_table(findings),
     ])

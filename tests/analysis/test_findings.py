@@ -187,3 +187,21 @@ def test_a_printed_zero_stays_zero_after_the_correction():
     rows = _findings(_pair_spec([0.0, 0.019, 0.0], "holm", pairs), df).to_dict("records")
     assert rows[1]["paper"] == "p = 0 (as printed) (holm at m = 3: 0), medians A > B"
     assert "1e-300" not in "".join(r["paper"] for r in rows)
+
+
+def test_a_claim_with_unfinished_runs_says_how_many_finished():
+    """Six seeds of A, four finished of B's six (one missing, one failed), and runs left out
+    with --seeds (not selected: not part of this command's design): B's caveat counts 4 of 6."""
+    a = np.linspace(0.5, 0.6, 6)
+    df = _results({"A": a, "B": a - 0.2})
+    extra = pd.DataFrame([
+        {"dataset": "d", "condition": "B", "seed": 5, "status": "missing", "fg_ari": np.nan},
+        {"dataset": "d", "condition": "B", "seed": 6, "status": "failed", "fg_ari": np.nan},
+        {"dataset": "d", "condition": "A", "seed": 7, "status": "not selected", "fg_ari": np.nan},
+    ])
+    df = load_results(pd.concat([df[~((df.condition == "B") & (df.seed > 4))], extra]))
+    rows = _findings(_pair_spec([0.0]), df).to_dict("records")
+    assert [row["caveat"] for row in rows] == ["incomplete (runs finished): B 4 of 6; "
+                                              "no learning curves: training length not checked"] * 2
+    complete = _findings(_pair_spec([0.0]), _results({"A": a, "B": a - 0.2}))
+    assert "incomplete" not in " ".join(complete["caveat"])
