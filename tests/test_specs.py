@@ -239,14 +239,17 @@ def test_the_quick_profile_trains_the_runs_of_the_committed_quick_demos(name):
         assert row.run_id in ids[(row.condition, row.seed)], (row.condition, row.seed)
 
 
-def test_the_committed_convergence_runs_are_runs_of_the_convergence_spec():
-    """docs/demo/store holds the convergence study's finished runs: each folder is a run id of
-    ``specs/convergence.yaml --profile demo`` or the shorter run one of them was extended from
-    (``extended_from.json``), so editing the demo profile cannot orphan them."""
+def test_the_committed_demo_runs_are_runs_of_the_demo_specs():
+    """docs/demo/store holds the finished runs of the convergence study and the section demos:
+    each folder is a run id of one of those specs under ``--profile demo``, or the shorter run
+    one of them was extended from (``extended_from.json``), so editing a profile cannot orphan
+    them."""
     import json
 
-    _, runs = load_runs(SPECS / "convergence.yaml", profile="demo")
-    ids = {r.run_id for r in runs} | {r.alt_id for r in runs}
+    ids = set()
+    for name in ("convergence", "section3_1", "section3_2", "section3_3"):
+        _, runs = load_runs(SPECS / f"{name}.yaml", profile="demo")
+        ids |= {r.run_id for r in runs} | {r.alt_id for r in runs}
     store = ROOT / "docs" / "demo" / "store"
     stored = {p.name for p in store.iterdir() if p.is_dir()}
     sources = {json.loads(p.read_text())["run_id"] for p in store.glob("*/extended_from.json")}
