@@ -170,8 +170,13 @@ def test_a_board_on_a_terminal_draws_bars_with_the_compiling_run(tmp_path):
     assert "\r" in stream.getvalue() and "seed-1 compiling" in stream.getvalue()
 
 
+# A shell starts a foreground job with Ctrl-C's default handling, unblocked; a child inherits
+# its parent's SIGINT disposition and signal mask, which the pytest process may have changed.
 DRIVER = """
+import signal
 import sys
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {{signal.SIGINT}})
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {root!r})
 sys.path.insert(0, {trainer!r})
 from monetk_runner.cli import main
