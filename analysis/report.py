@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 import re
 import shutil
@@ -329,10 +330,12 @@ def _ran_row(dataset: str, runs: pd.DataFrame) -> dict[str, str]:
 
 
 def _plain(value: Any) -> str:
-    """A recorded setting as written: a whole number read back as a float (a column with
-    gaps) loses its ".0"."""
+    """A recorded setting as written, a whole number with thousands separators ("10,000"),
+    also one read back as a float (a column with gaps: no ".0")."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return f"{int(value):,}"
     if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+        return f"{int(value):,}"
     return str(value)
 
 
@@ -362,10 +365,11 @@ def _seed_ranges(seeds: list[int]) -> str:
 def _distinct(runs: pd.DataFrame, column: str, prefix: str = "") -> str:
     if column not in runs.columns or runs[column].isna().all():
         return f"{prefix}not recorded"
-    counts = runs[column].dropna().astype(str).value_counts()
+    counts = runs[column].dropna().map(_plain).value_counts()
     if len(counts) == 1:
         return f"{prefix}{counts.index[0]}"
-    return prefix + ", ".join(f"{value} ({n} runs)" for value, n in counts.items())
+    return prefix + ", ".join(f"{value} ({n} run{'s' if n > 1 else ''})"
+                              for value, n in counts.items())
 
 
 def _what_was_run(

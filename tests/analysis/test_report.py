@@ -271,3 +271,19 @@ def test_the_header_prints_each_datasets_rate_schedule_and_check_interval(tmp_pa
     assert (f"| decayed | {unknown} | 50 | not recorded | "
             "adam (0.001, 20 warm-up steps, cosine to x0.1) |") in report
     assert f"| old | {unknown} | not recorded | not recorded | adam (0.001) |" in report
+
+
+def test_the_header_prints_whole_numbers_as_written_with_thousands_separators(tmp_path):
+    """Settings and counts read back from results.csv print as a reader writes them: 10,000
+    steps (an int column) and 1,000 checks (a float column with a gap) both with a separator,
+    one thread as "1" (not "1.0"), and "1 run" beside "3 runs"."""
+    df = pd.DataFrame([{"dataset": "d", "condition": "A", "seed": s, "status": "ok",
+                        "fg_ari": 0.1 * s, "steps": 10000, "config.max_steps": 10000,
+                        "config.check_every": 1000.0 if s < 4 else float("nan"),
+                        "threads": 1.0, "monetk": "0.5.0" if s < 4 else "0.4.0"}
+                       for s in (1, 2, 3, 4)])
+    write_report({"name": "mini", "conditions": {"A": {}}, "datasets": {"d": {}}}, df, tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    assert "| 10,000; 10,000 | 1,000 |" in report
+    assert "monetk 0.5.0 (3 runs), 0.4.0 (1 run)" in report
+    assert "threads: 1;" in report
