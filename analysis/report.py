@@ -6,7 +6,7 @@ import numbers
 import os
 import re
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -320,7 +320,7 @@ def _ran_row(dataset: str, runs: pd.DataFrame) -> dict[str, str]:
             "steps (max; reached)": f"{values('config.max_steps')}; {reached}",
             "checks every": values("config.check_every"),
             "batch": values("config.batch_size"),
-            "optimiser (lr)": f"{values('config.optimizer')} ({_rate(values)})",
+            "optimiser (lr)": _schedules(runs),
             "objects": f"{values('config.min_objects')}-{values('config.max_objects')}",
             "eval images": values("config.num_eval"),
             "data": values("config.data_source") + (
@@ -339,17 +339,33 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
-def _rate(values: Callable[[str], str]) -> str:
-    """The learning rate and, where the runs recorded one, its warm-up and decay: "0.001",
-    "0.001, cosine to x0.1", "0.001, 500 warm-up steps, cosine to x0.1"."""
-    parts = [values("config.learning_rate")]
-    warmup = values("config.warmup_steps")
+_SCHEDULE_COLUMNS = ["config.optimizer", "config.learning_rate", "config.warmup_steps",
+                     "config.lr_decay", "config.lr_final_ratio"]
+
+
+def _schedules(runs: pd.DataFrame) -> str:
+    """Each distinct optimiser schedule of the runs, as "adam (0.001)" or "adam (0.001, 500
+    warm-up steps, cosine to x0.1)", joined by " / " where conditions differ."""
+    present = [c for c in _SCHEDULE_COLUMNS if c in runs.columns]
+    if not present:
+        return "not recorded (not recorded)"
+    combos = runs[present].astype(object).where(runs[present].notna(), None).drop_duplicates()
+    return " / ".join(_schedule(row) for row in combos.to_dict("records"))
+
+
+def _schedule(row: Mapping[str, Any]) -> str:
+    def value(column: str) -> str:
+        found = row.get(column)
+        return "not recorded" if found is None else _plain(found)
+
+    parts = [value("config.learning_rate")]
+    warmup = value("config.warmup_steps")
     if warmup not in ("0", "not recorded"):
         parts.append(f"{warmup} warm-up steps")
-    decay = values("config.lr_decay")
+    decay = value("config.lr_decay")
     if decay not in ("none", "not recorded"):
-        parts.append(f"{decay} to x{values('config.lr_final_ratio')}")
-    return ", ".join(parts)
+        parts.append(f"{decay} to x{value('config.lr_final_ratio')}")
+    return f"{value('config.optimizer')} ({', '.join(parts)})"
 
 
 def _seed_ranges(seeds: list[int]) -> str:

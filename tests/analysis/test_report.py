@@ -287,3 +287,25 @@ def test_the_header_prints_whole_numbers_as_written_with_thousands_separators(tm
     assert "| 10,000; 10,000 | 1,000 |" in report
     assert "monetk 0.5.0 (3 runs), 0.4.0 (1 run)" in report
     assert "threads: 1;" in report
+
+
+def test_the_header_names_each_schedule_where_a_datasets_conditions_differ(tmp_path):
+    """Conditions of one dataset with different schedules (a lever study) print one entry per
+    schedule, not each setting's values joined on their own ("none / cosine to x0 / 0.1")."""
+    def rows(condition, **config):
+        return [{"dataset": "d", "condition": condition, "seed": s, "status": "ok",
+                 "fg_ari": 0.1 * s, "steps": 100, "config.optimizer": "adam",
+                 **{f"config.{k}": v for k, v in config.items()}} for s in (1, 2)]
+
+    df = pd.DataFrame(rows("flat", learning_rate=0.001, lr_decay="none", lr_final_ratio=0.0,
+                           warmup_steps=0)
+                      + rows("cosine", learning_rate=0.001, lr_decay="cosine",
+                             lr_final_ratio=0.1, warmup_steps=0)
+                      + rows("fast", learning_rate=0.002, lr_decay="cosine",
+                             lr_final_ratio=0.05, warmup_steps=0))
+    spec = {"name": "mini", "conditions": {"flat": {}, "cosine": {}, "fast": {}},
+            "datasets": {"d": {}}}
+    write_report(spec, df, tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    assert ("| adam (0.001) / adam (0.001, cosine to x0.1) / adam (0.002, cosine to x0.05) |"
+            in report)
