@@ -332,11 +332,8 @@ def _ran_row(dataset: str, runs: pd.DataFrame) -> dict[str, str]:
 def _plain(value: Any) -> str:
     """A recorded setting as written, a whole number with thousands separators ("10,000"),
     also one read back as a float (a column with gaps: no ".0")."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return f"{int(value):,}"
-    if isinstance(value, float) and value.is_integer():
-        return f"{int(value):,}"
-    return str(value)
+    whole = isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer())
+    return f"{int(value):,}" if whole and not isinstance(value, bool) else str(value)
 
 
 _SCHEDULE_COLUMNS = ["config.optimizer", "config.learning_rate", "config.warmup_steps",
