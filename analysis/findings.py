@@ -18,7 +18,9 @@ Verdicts (the same words in every report):
 Beside the verdict, ``caveat`` names the conditions of a claim whose runs are not all finished
 (:func:`incomplete`: the numbers come from the finished ones, a design still being trained) and
 those that may be under-trained (:func:`still_moving`): their median FG-ARI or monitored MSE
-still moved over the last checks.
+still moved over the last checks; and those that have not segmented where the paper's runs did
+(:func:`unlike_the_paper`): a verdict about such a condition compares one that has not started
+to segment, which at a short budget looks the same as one that never will.
 
 The paper's decision uses the paper's own p-values, corrected as the spec's test corrects ours
 (a printed 0 counts as significant); its direction comes from its medians (for a factor: the
@@ -132,28 +134,50 @@ def still_moving(curves: pd.DataFrame, rule: Mapping[str, Any]) -> dict[tuple[st
     return moving
 
 
+def chance_bounds(results: pd.DataFrame, margin: float) -> dict[str, float]:
+    """dataset -> the FG-ARI at or below which a condition has not segmented: the median FG-ARI
+    of the trivial segmentation (every foreground pixel in one segment; ``fg_ari_trivial``) over
+    the dataset's ok runs, plus ``margin``. A dataset without a finite ``fg_ari_trivial`` has no
+    bound."""
+    if "fg_ari_trivial" not in results.columns:
+        return {}
+    bounds = {}
+    for dataset, rows in results[results["status"] == "ok"].groupby("dataset", sort=False):
+        trivial = pd.to_numeric(rows["fg_ari_trivial"], errors="coerce").dropna()
+        if not trivial.empty:
+            bounds[dataset] = float(np.median(trivial)) + margin
+    return bounds
+
+
 def at_chance(summary: pd.DataFrame, results: pd.DataFrame, margin: float,
               metric: str = "fg_ari") -> dict[tuple[str, str], str]:
     """(dataset, condition) -> why, for each condition that has not segmented: its median FG-ARI
-    is at most the median FG-ARI of the trivial segmentation (every foreground pixel in one
-    segment; ``fg_ari_trivial``) plus ``margin``. Needs ``fg_ari_trivial``: without it (or
-    without a finite value) no condition is judged at chance."""
-    if metric != "fg_ari" or "fg_ari_trivial" not in results.columns:
+    is at most its dataset's :func:`chance_bounds`. Without ``fg_ari_trivial`` (or a finite
+    value) no condition is judged at chance."""
+    if metric != "fg_ari":
         return {}
     found = {}
-    for dataset, rows in summary.groupby("dataset", sort=False):
-        trivial = pd.to_numeric(results.loc[(results["dataset"] == dataset)
-                                            & (results["status"] == "ok"), "fg_ari_trivial"],
-                                errors="coerce").dropna()
-        if trivial.empty:
-            continue
-        baseline = float(np.median(trivial))
-        for _, r in rows.iterrows():
-            median = r[f"{metric}_median"]
-            if np.isfinite(median) and median <= baseline + margin:
-                found[(dataset, r["condition"])] = (
-                    f"{r['condition']} FG-ARI {format_number(median)} <= trivial "
-                    f"{format_number(baseline)} + margin {margin:g}")
+    bounds = chance_bounds(results, margin)
+    for _, r in summary[summary["dataset"].isin(bounds)].iterrows():
+        median, bound = r[f"{metric}_median"], bounds[r["dataset"]]
+        if np.isfinite(median) and median <= bound:
+            found[(r["dataset"], r["condition"])] = (
+                f"{r['condition']} FG-ARI {format_number(median)} <= trivial "
+                f"{format_number(bound - margin)} + margin {margin:g}")
+    return found
+
+
+def unlike_the_paper(chance: Mapping[tuple[str, str], str], paper_medians: Mapping[str, Any],
+                     results: pd.DataFrame, margin: float) -> dict[tuple[str, str], str]:
+    """(dataset, condition) -> note, for each condition at chance here (``chance``,
+    :func:`at_chance`) whose paper median is above the same bound: the paper's runs segmented,
+    ours have not started to, so a verdict that involves it may only mean a later start."""
+    bounds = chance_bounds(results, margin)
+    found = {}
+    for dataset, condition in chance:
+        paper = (paper_medians.get(dataset) or {}).get(condition)
+        if paper is not None and paper > bounds[dataset]:
+            found[(dataset, condition)] = f"{condition} (paper {format_number(paper, 2)})"
     return found
 
 
@@ -175,7 +199,9 @@ def findings_table(
     paper = spec.get("paper") or {}
     rules = report_rules(spec)
     medians = paper.get("medians") or {}
-    chance = at_chance(summary, results, float(rules["chance_margin"]), metric)
+    margin = float(rules["chance_margin"])
+    chance = at_chance(summary, results, margin, metric)
+    behind = unlike_the_paper(chance, medians, results, margin)
     rows = []
     for dataset, values in medians.items():
         rows.append(_median_row(dataset, values, summary, metric, chance))
@@ -187,7 +213,7 @@ def findings_table(
         rows.append(_stop_row(dataset, values, stop, metric))
     moving = None if curves is None else still_moving(curves, rules["under_trained"])
     for row in rows:
-        row["caveat"] = _caveat(row, moving, summary, results)
+        row["caveat"] = _caveat(row, moving, behind, summary, results)
         if not rules["verdicts"]:
             row.update(verdict=VERDICTS[3], why="this profile is too small for any verdict: its "
                                                 "numbers mean nothing (report.verdicts: false)")
@@ -210,9 +236,12 @@ def incomplete(results: pd.DataFrame, dataset: str, conditions: list[str]) -> st
 
 
 def _caveat(row: Mapping[str, Any], moving: Mapping[tuple[str, str], str] | None,
-            summary: pd.DataFrame, results: pd.DataFrame) -> str:
+            behind: Mapping[tuple[str, str], str], summary: pd.DataFrame,
+            results: pd.DataFrame) -> str:
     """The conditions of ``row["_conditions"]`` (default: all of its dataset) with unfinished
-    runs (:func:`incomplete`), then those still moving (``may be under-trained: ...``)."""
+    runs (:func:`incomplete`), then those still moving (``may be under-trained: ...``), then
+    those at chance where the paper's segmented (``not segmented here, unlike the paper: ...``,
+    :func:`unlike_the_paper`)."""
     conditions = row.pop("_conditions", None)
     if conditions is None:
         conditions = summary.loc[summary["dataset"] == row["dataset"], "condition"].tolist()
@@ -223,6 +252,8 @@ def _caveat(row: Mapping[str, Any], moving: Mapping[tuple[str, str], str] | None
         reasons = [moving[(row["dataset"], c)] for c in conditions
                    if (row["dataset"], c) in moving]
         notes.append("may be under-trained: " + "; ".join(reasons) if reasons else "")
+    late = [behind[(row["dataset"], c)] for c in conditions if (row["dataset"], c) in behind]
+    notes.append("not segmented here, unlike the paper: " + ", ".join(late) if late else "")
     return "; ".join(note for note in notes if note)
 
 

@@ -201,6 +201,10 @@ def _findings_section(findings: pd.DataFrame, rules: Mapping[str, Any]) -> str:
         "come from; also when it has too few checks to tell.",
         "- caveat *incomplete*: a condition of the claim has runs of the design that are not "
         "finished (missing, failed or still training); its numbers come from the finished ones.",
+        "- caveat *not segmented here, unlike the paper*: a condition of the claim that has not "
+        "segmented (as above) while its paper median is above the same bound: its verdicts "
+        "compare a condition that has not started to segment, which at a short budget looks "
+        "the same as one that never will.",
         "",
         markdown_table(findings),
     ])

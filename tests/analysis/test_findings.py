@@ -171,6 +171,26 @@ def test_a_segmenting_pair_is_reproduced_and_one_side_at_chance_still_counts():
         "reproduced", "reproduced"]
 
 
+def test_a_condition_at_chance_that_segments_in_the_paper_is_named_in_the_caveat():
+    # Section 3.3's demo at 10,000 steps: NLL+M segments (A), MW+M sits at FG-ARI 0.05 (B)
+    # where the paper's MW+M reaches 0.76: the verdict stands, the caveat says B has not started.
+    a = np.linspace(0.35, 0.45, 8)
+    df = _with_trivial({"A": a, "B": a * 0 + 0.05})
+    spec = _pair_spec([6.7e-16])
+    spec["paper"]["medians"]["d"] = {"A": 0.68, "B": 0.76}
+    medians, row = _findings(spec, df).to_dict("records")
+    assert medians["verdict"] == row["verdict"] == "not reproduced"  # ours A > B, the paper's B > A
+    for caveat in (medians["caveat"], row["caveat"]):  # (no curves given: that note first)
+        assert caveat.endswith("; not segmented here, unlike the paper: B (paper 0.76)")
+    # the paper's B at 0.15, below the bound 0 + 0.2 (IR+M in section 3.2, 0.034): nothing to say
+    spec["paper"]["medians"]["d"] = {"A": 0.68, "B": 0.15}
+    assert not any("unlike" in r["caveat"] for r in _findings(spec, df).to_dict("records"))
+    # B above the bound here too (margin 0.02): it has segmented, no caveat
+    spec["paper"]["medians"]["d"] = {"A": 0.68, "B": 0.76}
+    spec["report"] = {"chance_margin": 0.02}
+    assert not any("unlike" in r["caveat"] for r in _findings(spec, df).to_dict("records"))
+
+
 def test_a_profile_without_verdicts_calls_nothing_reproduced():
     a = np.linspace(0.6, 0.7, 8)
     spec = {**_pair_spec([0.0]), "report": {"verdicts": False}}
