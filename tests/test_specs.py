@@ -247,7 +247,7 @@ def test_the_committed_demo_runs_are_runs_of_the_demo_specs():
     import json
 
     ids = set()
-    for name in ("convergence", "section3_1", "section3_2", "section3_3"):
+    for name in ("convergence", "section3_1", "section3_2", "section3_3", "section3_3_balanced"):
         _, runs = load_runs(SPECS / f"{name}.yaml", profile="demo")
         ids |= {r.run_id for r in runs} | {r.alt_id for r in runs}
     store = ROOT / "docs" / "demo" / "store"
