@@ -271,6 +271,27 @@ def test_the_demos_nll_m_is_the_convergence_studys_10k_cosine_run():
     assert config["model"]["num_slots"] == 7 and config["train"]["lr_decay"] == "cosine"
 
 
+def test_section3_3_balanced_quarters_only_the_demos_mse_and_mw_gamma():
+    """At pixels in [0, 1] a squared pixel error is a quarter of the paper's at [-1, 1]: the
+    balanced spec's demo runs are section 3.3's with MSE+M's and MW+M's gamma divided by 4 (0.1 ->
+    0.025 on ObjectsRoom), NLL+M's the same runs; its paper profile is section 3.3's."""
+    _, ours = load_runs(SPECS / "section3_3_balanced.yaml", profile="demo")
+    _, theirs = load_runs(SPECS / "section3_3.yaml", profile="demo")
+    ours, theirs = by_key(ours), by_key(theirs)
+    assert ours.keys() == theirs.keys() and len(ours) == 24
+    for key, run in ours.items():
+        other = theirs[key]
+        if key[1] == "NLL+M":
+            assert run.run_id == other.run_id
+            continue
+        assert other.config["loss"]["gamma"] == 0.1
+        expected = {**other.config, "loss": {**other.config["loss"], "gamma": 0.025}}
+        assert run.config == expected and run.run_id != other.run_id
+    _, paper = load_runs(SPECS / "section3_3_balanced.yaml", profile="paper")
+    _, printed = load_runs(SPECS / "section3_3.yaml", profile="paper")
+    assert [r.run_id for r in paper] == [r.run_id for r in printed]
+
+
 @pytest.mark.skipif(PAPER is None, reason=f"{PAPER_ENV} (the paper's text) is not set")
 def test_paper_numbers_match_the_papers_text():
     text = PAPER.read_text(encoding="utf-8")
