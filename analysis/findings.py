@@ -149,15 +149,14 @@ def chance_bounds(results: pd.DataFrame, margin: float) -> dict[str, float]:
     return bounds
 
 
-def at_chance(summary: pd.DataFrame, results: pd.DataFrame, margin: float,
+def at_chance(summary: pd.DataFrame, bounds: Mapping[str, float], margin: float,
               metric: str = "fg_ari") -> dict[tuple[str, str], str]:
     """(dataset, condition) -> why, for each condition that has not segmented: its median FG-ARI
-    is at most its dataset's :func:`chance_bounds`. Without ``fg_ari_trivial`` (or a finite
-    value) no condition is judged at chance."""
+    is at most its dataset's bound (:func:`chance_bounds` with ``margin``). A dataset without a
+    bound has no condition at chance."""
     if metric != "fg_ari":
         return {}
     found = {}
-    bounds = chance_bounds(results, margin)
     for _, r in summary[summary["dataset"].isin(bounds)].iterrows():
         median, bound = r[f"{metric}_median"], bounds[r["dataset"]]
         if np.isfinite(median) and median <= bound:
@@ -168,11 +167,11 @@ def at_chance(summary: pd.DataFrame, results: pd.DataFrame, margin: float,
 
 
 def unlike_the_paper(chance: Mapping[tuple[str, str], str], paper_medians: Mapping[str, Any],
-                     results: pd.DataFrame, margin: float) -> dict[tuple[str, str], str]:
+                     bounds: Mapping[str, float]) -> dict[tuple[str, str], str]:
     """(dataset, condition) -> note, for each condition at chance here (``chance``,
-    :func:`at_chance`) whose paper median is above the same bound: the paper's runs segmented,
-    ours have not started to, so a verdict that involves it may only mean a later start."""
-    bounds = chance_bounds(results, margin)
+    :func:`at_chance`) whose paper median is above the same bound (``bounds``): the paper's runs
+    segmented, ours have not started to, so a verdict that involves it may only mean a later
+    start."""
     found = {}
     for dataset, condition in chance:
         paper = (paper_medians.get(dataset) or {}).get(condition)
@@ -200,8 +199,9 @@ def findings_table(
     rules = report_rules(spec)
     medians = paper.get("medians") or {}
     margin = float(rules["chance_margin"])
-    chance = at_chance(summary, results, margin, metric)
-    behind = unlike_the_paper(chance, medians, results, margin)
+    bounds = chance_bounds(results, margin)
+    chance = at_chance(summary, bounds, margin, metric)
+    behind = unlike_the_paper(chance, medians, bounds)
     rows = []
     for dataset, values in medians.items():
         rows.append(_median_row(dataset, values, summary, metric, chance))
