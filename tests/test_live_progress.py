@@ -18,7 +18,7 @@ import pytest
 
 from monetk_runner.executors import ProgressFile, Task, WorkerProcesses, read_progress
 from monetk_runner.expand import load_runs
-from monetk_runner.progress import RunBoard
+from monetk_runner.progress import RunBoard, describe
 from monetk_runner.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -206,3 +206,20 @@ def test_ctrl_c_stops_the_workers_without_a_leaked_semaphore_warning(tmp_path, s
     assert runner.returncode == 130, err
     assert "Interrupted" in err
     assert "leaked semaphore" not in err and "Traceback" not in err
+
+
+def test_a_finished_runs_line_gives_the_fg_ari_the_tests_use():
+    """A run trained on past the stopping rule (Table 1) is tested on its FG-ARI when the rule
+    fired (results.csv's fg_ari), not at its last step: the line must not print the later value
+    as the run's. Values as section 3.1's demo condition 00 seed 4 recorded them."""
+    continued = {"status": "ok", "steps": 10000, "stop_step": 8000, "continued": True,
+                 "at_stop": {"fg_ari": 0.38846, "ari": 0.915}, "final": {"fg_ari": 0.41055},
+                 "reason": None, "wall_time_s": 877.5}
+    assert describe(continued) == ("ok fg_ari=0.388 when the stopping rule fired at step 8000 "
+                                   "(0.411 at step 10000) 877.5 s")
+    stopped = {"status": "ok", "steps": 8000, "stop_step": 8000, "continued": False,
+               "at_stop": None, "final": {"fg_ari": 0.3}, "reason": None, "wall_time_s": 700.0}
+    assert describe(stopped) == "ok fg_ari=0.300 steps=8000 stopped at 8000 700.0 s"
+    never = {"status": "ok", "steps": 10000, "stop_step": None, "continued": False,
+             "at_stop": None, "final": {"fg_ari": 0.25}, "reason": None, "wall_time_s": 800.0}
+    assert describe(never) == "ok fg_ari=0.250 steps=10000 800.0 s"
