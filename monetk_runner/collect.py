@@ -122,6 +122,12 @@ def effective_result(planned: Planned) -> dict | None:
     return {**result, "steps": result["stop_step"], "continued": False, "final": result["at_stop"]}
 
 
+def tested_metrics(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The metrics a run's results.csv row and every test use: for a run trained on past the
+    stopping rule (``continued``, Table 1), those when the rule fired; else those at its end."""
+    return dict((result.get("at_stop") if result.get("continued") else result.get("final")) or {})
+
+
 def row(planned: Planned, parameters: Mapping[str, tuple], run_dir: str) -> dict[str, Any]:
     """The results.csv row of one run (``status`` missing when it has no result yet)."""
     run: Run = planned.run
@@ -144,13 +150,10 @@ def row(planned: Planned, parameters: Mapping[str, tuple], run_dir: str) -> dict
             threads=result.get("threads"),
             cpu_kernels=result.get("cpu_kernels"),
         )
-        final = result.get("final") or {}
+        values.update(tested_metrics(result))
         if result.get("continued"):
-            values.update(result.get("at_stop") or {})
-            values.update({f"{metric}_full": value for metric, value in final.items()
-                           if metric in STOP_METRICS})
-        else:
-            values.update(final)
+            values.update({f"{metric}_full": value for metric, value in
+                           (result.get("final") or {}).items() if metric in STOP_METRICS})
     values["run_dir"] = run_dir
     values["run_id"] = planned.found.run_id
     for column, path in {**parameters, **SETTINGS}.items():

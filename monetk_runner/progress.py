@@ -23,6 +23,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+from monetk_runner.collect import tested_metrics
 from monetk_runner.eta import Eta, format_duration
 from monetk_runner.executors import Progress, Task, read_progress
 
@@ -38,21 +39,18 @@ RUNS_BAR = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{pos
 def describe(outcome: dict) -> str:
     """A short line about a finished run: status, FG-ARI, steps, reason, time.
 
-    The FG-ARI is the one results.csv and the tests use: for a run trained on past the stopping
-    rule (``continued``, the paper's Table 1), the value when the rule fired, with the value at
-    its last step beside it; otherwise the value at its last step."""
+    The FG-ARI is the one results.csv and the tests use (:func:`tested_metrics`); for a run
+    trained on past the stopping rule, the value at its last step beside it."""
     status = outcome.get("status", "?")
     parts = [status]
-    final = outcome.get("final") or {}
-    at_stop = outcome.get("at_stop") or {}
-    if outcome.get("continued") and at_stop.get("fg_ari") is not None:
-        parts.append(f"fg_ari={at_stop['fg_ari']:.3f} when the stopping rule fired at step "
-                     f"{outcome['stop_step']}")
+    tested, final = tested_metrics(outcome), outcome.get("final") or {}
+    if tested.get("fg_ari") is not None:
+        parts.append(f"fg_ari={tested['fg_ari']:.3f}")
+    if outcome.get("continued"):
+        parts.append(f"when the stopping rule fired at step {outcome['stop_step']}")
         if final.get("fg_ari") is not None:
             parts.append(f"({final['fg_ari']:.3f} at step {outcome['steps']})")
     else:
-        if final.get("fg_ari") is not None:
-            parts.append(f"fg_ari={final['fg_ari']:.3f}")
         if outcome.get("steps") is not None:
             parts.append(f"steps={outcome['steps']}")
         if outcome.get("stop_step") is not None:
